@@ -1,0 +1,138 @@
+/* Runs every suite, or those tests whose name contains argv[1]. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <math.h>
+
+#include "test.h"
+
+void suite_base(void);
+void suite_tensor(void);
+void suite_safetensors(void);
+void suite_config(void);
+void suite_tokenizer(void);
+void suite_llama(void);
+void suite_generate(void);
+void suite_prompt(void);
+void suite_cli(void);
+
+static const char *filter;
+static int n_pass, n_fail, n_skip;
+static int cur_failed, cur_skipped;
+static char cur_name[256];
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL %s (%s:%d): ", cur_name, file, line);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    cur_failed = 1;
+}
+
+void test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("skip %s: ", cur_name);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    cur_skipped = 1;
+}
+
+int test_failed(void) { return cur_failed; }
+
+void test_run(const char *name, void (*fn)(void)) {
+    if (filter && !strstr(name, filter)) return;
+    snprintf(cur_name, sizeof cur_name, "%s", name);
+    cur_failed = cur_skipped = 0;
+    fn();
+    if (cur_failed) n_fail++;
+    else if (cur_skipped) n_skip++;
+    else {
+        n_pass++;
+        printf("ok   %s\n", name);
+    }
+    fflush(stdout);
+}
+
+const char *fixture_path(const char *rel) {
+    static char bufs[8][1024];
+    static int next;
+    const char *root = getenv("VMED_FIXTURES");
+    if (!root || !*root) root = "../shared/fixtures";
+    char *buf = bufs[next++ % 8];
+    snprintf(buf, sizeof bufs[0], "%s/%s", root, rel);
+    if (access(buf, R_OK) != 0) return NULL;
+    return buf;
+}
+
+static char tmpdir[256];
+
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/vmed-test-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return tmpdir;
+}
+
+const char *test_write_file(const char *name, const void *data, size_t n) {
+    static char bufs[8][512];
+    static int next;
+    char *path = bufs[next++ % 8];
+    snprintf(path, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(data, 1, n, fp) != n) {
+        perror(path);
+        exit(2);
+    }
+    fclose(fp);
+    return path;
+}
+
+float max_abs_diff(const float *a, const float *b, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates as failure */
+    }
+    return m;
+}
+
+float max_abs(const float *a, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(a[i]) > m) m = fabsf(a[i]);
+    return m;
+}
+
+static void cleanup(void) {
+    if (tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) filter = argv[1];
+    atexit(cleanup);
+    suite_base();
+    suite_tensor();
+    suite_safetensors();
+    suite_config();
+    suite_tokenizer();
+    suite_llama();
+    suite_generate();
+    suite_prompt();
+    suite_cli();
+    printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+    return n_fail ? 1 : 0;
+}

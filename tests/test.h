@@ -1,0 +1,43 @@
+/* A small test harness: each test is a function; CHECK fails the current test
+ * and returns from it; SKIP reports it skipped with a reason (never passed).
+ * The run ends with "N passed, N failed, N skipped". */
+#ifndef VMED_TEST_H
+#define VMED_TEST_H
+
+#include <stddef.h>
+
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int test_failed(void);
+void test_run(const char *name, void (*fn)(void));
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) {                                     \
+            test_fail(__FILE__, __LINE__, __VA_ARGS__);    \
+            return;                                        \
+        }                                                  \
+    } while (0)
+
+#define RUN(fn) test_run(#fn, fn)
+
+/* The fixtures folder (VMED_FIXTURES, default ../shared/fixtures) joined with
+ * rel, or NULL when it is absent: callers then SKIP with the reason. */
+const char *fixture_path(const char *rel);
+#define NEED_FIXTURE(var, rel)                                                      \
+    const char *var = fixture_path(rel);                                            \
+    if (!var) {                                                                     \
+        test_skip("fixture %s not found (set VMED_FIXTURES)", rel);                 \
+        return;                                                                     \
+    }
+
+/* A scratch directory unique to this run, removed at exit. */
+const char *test_tmpdir(void);
+/* Writes bytes to test_tmpdir()/name and returns the path (static buffer ring). */
+const char *test_write_file(const char *name, const void *data, size_t n);
+
+/* max |a-b| and max |b| over n floats. */
+float max_abs_diff(const float *a, const float *b, size_t n);
+float max_abs(const float *a, size_t n);
+
+#endif

@@ -1,0 +1,2 @@
+void suite_base(void);
+void suite_base(void) {}

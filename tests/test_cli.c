@@ -1,0 +1,2 @@
+void suite_cli(void);
+void suite_cli(void) {}

@@ -1,0 +1,2 @@
+void suite_config(void);
+void suite_config(void) {}

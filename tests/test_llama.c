@@ -1,0 +1,2 @@
+void suite_llama(void);
+void suite_llama(void) {}

@@ -1,0 +1,2 @@
+void suite_prompt(void);
+void suite_prompt(void) {}

@@ -1,0 +1,2 @@
+void suite_safetensors(void);
+void suite_safetensors(void) {}

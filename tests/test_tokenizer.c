@@ -1,0 +1,2 @@
+void suite_tokenizer(void);
+void suite_tokenizer(void) {}
