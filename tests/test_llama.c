@@ -1,2 +1,142 @@
+/* LLaMA forward and greedy generation against HF transformers' numbers in
+ * the fixtures (llama-tiny: MHA, untied; llama-tiny-gqa: GQA, tied). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats/json_util.h"
+#include "formats/safetensors.h"
+#include "generate/generate.h"
+#include "models/llama.h"
+#include "test.h"
+
 void suite_llama(void);
-void suite_llama(void) {}
+
+/* Tolerance from the fixture README: max|diff| <= 1e-4 * max(1, max|ref|). */
+static int logits_close(const float *got, const float *ref, size_t n, float *diff, float *bound) {
+    float m = max_abs(ref, n);
+    *bound = 1e-4f * (m > 1 ? m : 1);
+    *diff = max_abs_diff(got, ref, n);
+    return *diff <= *bound;
+}
+
+/* Checks p0/p1 prompt logits of a fixture model with the given threads and
+ * prefill chunk size (1 = token by token through the decode path). */
+static void check_prompt_logits(const char *model_rel, int n_threads, int max_batch) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/ref/forward.safetensors", model_rel);
+    NEED_FIXTURE(ref_path, rel);
+    NEED_FIXTURE(dir, model_rel);
+    Error err;
+    Llama m;
+    CHECK(llama_load(&m, dir, &err) == 0, "load: %s", err.msg);
+    SafeTensors ref;
+    CHECK(st_open(&ref, ref_path, &err) == 0, "%s", err.msg);
+    LlamaState s;
+    CHECK(llama_state_new(&s, &m, 64, max_batch, n_threads, &err) == 0, "%s", err.msg);
+    for (int p = 0; p < 2 && !test_failed(); p++) {
+        char name[64];
+        snprintf(name, sizeof name, "p%d.input_ids", p);
+        const StTensor *ids_t = st_find(&ref, name);
+        snprintf(name, sizeof name, "p%d.logits", p);
+        const StTensor *lg_t = st_find(&ref, name);
+        CHECK(ids_t && lg_t && ids_t->dtype == DT_I64 && lg_t->dtype == DT_F32, "reference tensors missing");
+        int T = (int)ids_t->shape[ids_t->ndim - 1];
+        int ids[64];
+        for (int i = 0; i < T; i++) {
+            int64_t v;
+            memcpy(&v, (const int64_t *)ids_t->data + i, 8);
+            ids[i] = (int)v;
+        }
+        size_t V = (size_t)m.config.vocab_size;
+        float *got = malloc((size_t)T * V * sizeof(float));
+        float *want = malloc((size_t)T * V * sizeof(float));
+        memcpy(want, lg_t->data, (size_t)T * V * sizeof(float));
+        int rc = llama_forward(&m, &s, ids, T, 0, got, &err);
+        float diff = 0, bound = 0;
+        int ok = rc == 0 && logits_close(got, want, (size_t)T * V, &diff, &bound);
+        free(got);
+        free(want);
+        CHECK(rc == 0, "forward: %s", err.msg);
+        CHECK(ok, "%s p%d logits differ by %g (bound %g), threads %d batch %d", model_rel, p, diff, bound, n_threads,
+              max_batch);
+    }
+    llama_state_free(&s);
+    st_close(&ref);
+    llama_free(&m);
+}
+
+static void t_llama_tiny_logits_prefill(void) { check_prompt_logits("llama-tiny", 1, 64); }
+static void t_llama_tiny_logits_two_threads(void) { check_prompt_logits("llama-tiny", 2, 64); }
+static void t_llama_tiny_logits_token_by_token(void) { check_prompt_logits("llama-tiny", 2, 1); }
+static void t_llama_tiny_logits_chunks_of_3(void) { check_prompt_logits("llama-tiny", 1, 3); }
+static void t_llama_gqa_logits_prefill(void) { check_prompt_logits("llama-tiny-gqa", 2, 64); }
+static void t_llama_gqa_logits_token_by_token(void) { check_prompt_logits("llama-tiny-gqa", 1, 1); }
+
+static int json_int_array(const cJSON *a, int *out, int cap) {
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) {
+        if (n < cap) out[n] = (int)it->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+/* Greedy continuation: ids identical to HF generate() (KV cache, 32 new). */
+static void check_greedy(const char *model_rel, int n_threads) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/ref/generate.json", model_rel);
+    NEED_FIXTURE(gen_path, rel);
+    NEED_FIXTURE(dir, model_rel);
+    Error err;
+    cJSON *root;
+    CHECK(json_load_file(&root, gen_path, 1 << 22, &err) == 0, "%s", err.msg);
+    Llama m;
+    CHECK(llama_load(&m, dir, &err) == 0, "%s", err.msg);
+    const cJSON *gens = cJSON_GetObjectItem(root, "generations");
+    int n_cases = 0;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, gens) {
+        int prompt[512], want[256], got[256];
+        int np = json_int_array(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
+        int nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 256);
+        LlamaState s;
+        CHECK(llama_state_new(&s, &m, 256, 32, n_threads, &err) == 0, "%s", err.msg);
+        LlamaDecoder ld;
+        Decoder d = llama_decoder(&ld, &m, &s);
+        GenerateOptions o = generate_defaults();
+        o.sampling.greedy = 1;
+        o.max_new_tokens = 32;
+        o.eos_id = m.config.eos_id;
+        int n_got = 0;
+        int rc = generate(&d, prompt, np, &o, got, &n_got, &err);
+        llama_state_free(&s);
+        CHECK(rc == 0, "%s", err.msg);
+        CHECK(n_got == nw, "case %d: %d new ids, HF made %d", n_cases, n_got, nw);
+        for (int i = 0; i < nw; i++) CHECK(got[i] == want[i], "case %d: id %d is %d, HF %d", n_cases, i, got[i], want[i]);
+        n_cases++;
+    }
+    CHECK(n_cases == 2, "expected 2 generation cases, found %d", n_cases);
+    cJSON_Delete(root);
+    llama_free(&m);
+}
+
+static void t_llama_tiny_greedy(void) { check_greedy("llama-tiny", 1); }
+static void t_llama_tiny_greedy_two_threads(void) { check_greedy("llama-tiny", 2); }
+static void t_llama_gqa_greedy(void) { check_greedy("llama-tiny-gqa", 2); }
+
+void suite_llama(void) {
+    RUN(t_llama_tiny_logits_prefill);
+    RUN(t_llama_tiny_logits_two_threads);
+    RUN(t_llama_tiny_logits_token_by_token);
+    RUN(t_llama_tiny_logits_chunks_of_3);
+    RUN(t_llama_gqa_logits_prefill);
+    RUN(t_llama_gqa_logits_token_by_token);
+    RUN(t_llama_tiny_greedy);
+    RUN(t_llama_tiny_greedy_two_threads);
+    RUN(t_llama_gqa_greedy);
+}

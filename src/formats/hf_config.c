@@ -1,0 +1,155 @@
+#include "formats/hf_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "formats/json_util.h"
+
+#define CONFIG_MAX_BYTES (4u << 20)
+
+/* eos_token_id may be a number or (newer configs) a list: the first counts. */
+static int read_token_id(const cJSON *root, const char *key, int *out, int vocab, const char *file, Error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (cJSON_IsArray(item)) {
+        if (cJSON_GetArraySize(item) == 0) return error_set(err, "%s: field '%s' is an empty list", file, key);
+        item = cJSON_GetArrayItem(item, 0);
+        if (!cJSON_IsNumber(item)) return error_set(err, "%s: field '%s' must hold numbers", file, key);
+        double v = item->valuedouble;
+        if (v != (int)v || v < 0 || v >= vocab)
+            return error_set(err, "%s: field '%s' is %g, expected 0..%d", file, key, v, vocab - 1);
+        *out = (int)v;
+        return 0;
+    }
+    int64_t v = *out;
+    if (json_opt_int(root, key, &v, 0, vocab - 1, file, err)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int read_rope_scaling(LlamaConfig *c, const cJSON *root, const char *file, Error *err) {
+    c->rope_linear_factor = 1.0f;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) return 0;
+    if (!cJSON_IsObject(rs)) return error_set(err, "%s: field 'rope_scaling' must be null or an object", file);
+    const char *type = NULL;
+    if (json_opt_string(rs, "type", &type, file, err)) return -1;
+    if (!type && json_opt_string(rs, "rope_type", &type, file, err)) return -1;
+    if (!type) return error_set(err, "%s: field 'rope_scaling' has no 'type'", file);
+    if (strcmp(type, "linear") != 0)
+        return error_set(err, "%s: rope_scaling type '%s' is not supported (only 'linear')", file, type);
+    double f;
+    if (json_get_float(rs, "factor", &f, 1e-3, 1e6, file, err)) return error_prefix(err, "rope_scaling");
+    c->rope_linear_factor = (float)f;
+    return 0;
+}
+
+static int read_config(LlamaConfig *c, const cJSON *root, const char *file, Error *err) {
+    if (!cJSON_IsObject(root)) return error_set(err, "%s: not a JSON object", file);
+    const char *s = NULL;
+    if (json_opt_string(root, "model_type", &s, file, err)) return -1;
+    if (s && strcmp(s, "llama") != 0)
+        return error_set(err, "%s: model_type is '%s', expected 'llama'", file, s);
+    s = NULL;
+    if (json_opt_string(root, "hidden_act", &s, file, err)) return -1;
+    if (s && strcmp(s, "silu") != 0)
+        return error_set(err, "%s: hidden_act '%s' is not supported (LLaMA uses 'silu')", file, s);
+
+    int64_t dim, layers, heads, kv, hidden, vocab, max_pos = 2048;
+    if (json_get_int(root, "hidden_size", &dim, 1, 1 << 16, file, err)) return -1;
+    if (json_get_int(root, "num_hidden_layers", &layers, 1, 1024, file, err)) return -1;
+    if (json_get_int(root, "num_attention_heads", &heads, 1, 1024, file, err)) return -1;
+    kv = heads;
+    if (json_opt_int(root, "num_key_value_heads", &kv, 1, heads, file, err)) return -1;
+    if (json_get_int(root, "intermediate_size", &hidden, 1, 1 << 20, file, err)) return -1;
+    if (json_get_int(root, "vocab_size", &vocab, 1, 1 << 24, file, err)) return -1;
+    if (json_opt_int(root, "max_position_embeddings", &max_pos, 1, 1 << 24, file, err)) return -1;
+    if (dim % heads != 0)
+        return error_set(err, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld", file,
+                         (long long)dim, (long long)heads);
+    if (heads % kv != 0)
+        return error_set(err, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", file,
+                         (long long)heads, (long long)kv);
+    int64_t head_dim = dim / heads;
+    if (json_opt_int(root, "head_dim", &head_dim, 1, 1 << 16, file, err)) return -1;
+    if (head_dim != dim / heads)
+        return error_set(err, "%s: head_dim %lld differs from hidden_size / num_attention_heads = %lld", file,
+                         (long long)head_dim, (long long)(dim / heads));
+    if (head_dim % 2 != 0) return error_set(err, "%s: head dimension %lld must be even for RoPE", file, (long long)head_dim);
+
+    double eps = 1e-6, theta = 10000.0;
+    if (json_opt_float(root, "rms_norm_eps", &eps, 1e-12, 1.0, file, err)) return -1;
+    if (json_opt_float(root, "rope_theta", &theta, 1.0, 1e12, file, err)) return -1;
+    int tie = 0;
+    if (json_opt_bool(root, "tie_word_embeddings", &tie, file, err)) return -1;
+
+    c->dim = (int)dim;
+    c->n_layers = (int)layers;
+    c->n_heads = (int)heads;
+    c->n_kv_heads = (int)kv;
+    c->head_dim = (int)head_dim;
+    c->hidden_dim = (int)hidden;
+    c->vocab_size = (int)vocab;
+    c->max_pos = (int)max_pos;
+    c->norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    c->tie_embeddings = tie;
+    c->bos_id = 1 < vocab ? 1 : 0;
+    c->eos_id = 2 < vocab ? 2 : 0;
+    if (read_token_id(root, "bos_token_id", &c->bos_id, c->vocab_size, file, err)) return -1;
+    if (read_token_id(root, "eos_token_id", &c->eos_id, c->vocab_size, file, err)) return -1;
+    return read_rope_scaling(c, root, file, err);
+}
+
+int llama_config_load(LlamaConfig *c, const char *dir, Error *err) {
+    memset(c, 0, sizeof *c);
+    char path[1100];
+    if (path_join(path, sizeof path, dir, "config.json", err)) return -1;
+    cJSON *root;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    int rc = read_config(c, root, path, err);
+    cJSON_Delete(root);
+    if (rc) return -1;
+
+    if (path_join(path, sizeof path, dir, "generation_config.json", err)) return -1;
+    if (!file_exists(path)) return 0;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    rc = 0;
+    if (!cJSON_IsObject(root)) rc = error_set(err, "%s: not a JSON object", path);
+    if (!rc) rc = read_token_id(root, "bos_token_id", &c->bos_id, c->vocab_size, path, err);
+    if (!rc) rc = read_token_id(root, "eos_token_id", &c->eos_id, c->vocab_size, path, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int write_text(const char *dir, const char *name, const char *text, Error *err) {
+    char path[1100];
+    if (path_join(path, sizeof path, dir, name, err)) return -1;
+    AtomicFile f;
+    if (file_begin(&f, path, err)) return -1;
+    if (file_write(&f, text, strlen(text), err)) {
+        file_abort(&f);
+        return -1;
+    }
+    return file_commit(&f, err);
+}
+
+int llama_config_save(const LlamaConfig *c, const char *dir, const char *torch_dtype, Error *err) {
+    char buf[2048];
+    char rope[128] = "null";
+    if (c->rope_linear_factor != 1.0f)
+        snprintf(rope, sizeof rope, "{\"type\": \"linear\", \"factor\": %.9g}", c->rope_linear_factor);
+    snprintf(buf, sizeof buf,
+             "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+             "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+             "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n"
+             "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
+             "  \"rope_theta\": %.9g,\n  \"rope_scaling\": %s,\n  \"tie_word_embeddings\": %s,\n"
+             "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"%s\"\n}\n",
+             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_pos,
+             c->norm_eps, c->rope_theta, rope, c->tie_embeddings ? "true" : "false", c->bos_id, c->eos_id,
+             torch_dtype);
+    if (write_text(dir, "config.json", buf, err)) return -1;
+    snprintf(buf, sizeof buf, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n", c->bos_id, c->eos_id);
+    return write_text(dir, "generation_config.json", buf, err);
+}

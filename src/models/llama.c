@@ -1,0 +1,295 @@
+#include "models/llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/ops.h"
+
+/* ---------------------------------------------------------------- loading */
+
+static int expect_tensor(Tensor *out, const SafeTensors *st, const char *name, int64_t rows, int64_t cols,
+                         Error *err) {
+    const StTensor *t = st_find(st, name);
+    if (!t) {
+        const char *file = st->n_files > 0 ? st->files[0].path : "model";
+        return error_set(err, "%s: tensor '%s' is missing", file, name);
+    }
+    const char *file = st_file_path(st, t);
+    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
+        return error_set(err, "%s: tensor '%s' has dtype %s; LLaMA weights must be F32, F16 or BF16", file, name,
+                         dtype_name(t->dtype));
+    int want_ndim = cols > 0 ? 2 : 1;
+    if (t->ndim != want_ndim || t->shape[0] != rows || (cols > 0 && t->shape[1] != cols)) {
+        char have[128];
+        Tensor v = st_tensor_view(t);
+        tensor_shape_str(&v, have, sizeof have);
+        if (cols > 0)
+            return error_set(err, "%s: tensor '%s' is %s but the config says %lldx%lld", file, name, have,
+                             (long long)rows, (long long)cols);
+        return error_set(err, "%s: tensor '%s' is %s but the config says %lld", file, name, have, (long long)rows);
+    }
+    *out = st_tensor_view(t);
+    return 0;
+}
+
+/* Norm weights are a few KB: keep them as f32 so the hot loops need one type. */
+static int load_norm(float **out, const SafeTensors *st, const char *name, int dim, Error *err) {
+    Tensor t;
+    if (expect_tensor(&t, st, name, dim, 0, err)) return -1;
+    *out = malloc((size_t)dim * sizeof(float));
+    if (!*out) return error_set(err, "out of memory");
+    convert_to_f32(*out, t.data, t.dtype, dim);
+    return 0;
+}
+
+static int load_layer(LlamaLayer *L, const SafeTensors *st, const LlamaConfig *c, int i, Error *err) {
+    char name[256];
+    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    struct {
+        Tensor *dst;
+        const char *fmt;
+        int64_t rows, cols;
+    } mats[] = {
+        {&L->wq, "model.layers.%d.self_attn.q_proj.weight", q_dim, c->dim},
+        {&L->wk, "model.layers.%d.self_attn.k_proj.weight", kv_dim, c->dim},
+        {&L->wv, "model.layers.%d.self_attn.v_proj.weight", kv_dim, c->dim},
+        {&L->wo, "model.layers.%d.self_attn.o_proj.weight", c->dim, q_dim},
+        {&L->w_gate, "model.layers.%d.mlp.gate_proj.weight", c->hidden_dim, c->dim},
+        {&L->w_up, "model.layers.%d.mlp.up_proj.weight", c->hidden_dim, c->dim},
+        {&L->w_down, "model.layers.%d.mlp.down_proj.weight", c->dim, c->hidden_dim},
+    };
+    for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
+        snprintf(name, sizeof name, mats[j].fmt, i);
+        if (expect_tensor(mats[j].dst, st, name, mats[j].rows, mats[j].cols, err)) return -1;
+    }
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
+    if (load_norm(&L->attn_norm, st, name, c->dim, err)) return -1;
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
+    return load_norm(&L->ffn_norm, st, name, c->dim, err);
+}
+
+int llama_load(Llama *m, const char *dir, Error *err) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    LlamaConfig *c = &m->config;
+    if (llama_config_load(c, dir, err)) return -1;
+    if (st_open(&m->files, dir, err)) return -1;
+    LlamaWeights *w = &m->weights;
+    if (expect_tensor(&w->embed, &m->files, "model.embed_tokens.weight", c->vocab_size, c->dim, err)) goto fail;
+    if (load_norm(&w->final_norm, &m->files, "model.norm.weight", c->dim, err)) goto fail;
+    if (c->tie_embeddings && !st_find(&m->files, "lm_head.weight")) {
+        w->lm_head = w->embed;
+    } else if (expect_tensor(&w->lm_head, &m->files, "lm_head.weight", c->vocab_size, c->dim, err)) {
+        goto fail;
+    }
+    w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
+    if (!w->layers) {
+        error_set(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < c->n_layers; i++)
+        if (load_layer(&w->layers[i], &m->files, c, i, err)) goto fail;
+    return 0;
+fail:
+    llama_free(m);
+    return -1;
+}
+
+void llama_free(Llama *m) {
+    LlamaWeights *w = &m->weights;
+    if (w->layers) {
+        for (int i = 0; i < m->config.n_layers; i++) {
+            free(w->layers[i].attn_norm);
+            free(w->layers[i].ffn_norm);
+        }
+    }
+    free(w->layers);
+    free(w->final_norm);
+    st_close(&m->files);
+    memset(m, 0, sizeof *m);
+}
+
+size_t llama_weight_bytes(const Llama *m) {
+    const LlamaWeights *w = &m->weights;
+    size_t total = 0;
+    for (int i = 0; i < m->config.n_layers; i++) {
+        const LlamaLayer *L = &w->layers[i];
+        const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int j = 0; j < 7; j++) total += (size_t)tensor_numel(ts[j]) * dtype_size(ts[j]->dtype);
+    }
+    /* Decoding reads one embedding row and the whole LM head. */
+    total += (size_t)tensor_numel(&w->lm_head) * dtype_size(w->lm_head.dtype);
+    return total;
+}
+
+/* -------------------------------------------------------------- run state */
+
+int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, int n_threads, Error *err) {
+    memset(s, 0, sizeof *s);
+    const LlamaConfig *c = &m->config;
+    if (n_ctx < 1 || n_ctx > c->max_pos)
+        return error_set(err, "context length %d is out of range 1..%d (max_position_embeddings)", n_ctx, c->max_pos);
+    if (max_batch < 1) max_batch = 1;
+    if (max_batch > n_ctx) max_batch = n_ctx;
+    s->n_ctx = n_ctx;
+    s->max_batch = max_batch;
+    s->n_threads = n_threads;
+    s->kernel = kernel_best();
+    size_t B = (size_t)max_batch, dim = (size_t)c->dim, hd = (size_t)c->head_dim;
+    size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd, hid = (size_t)c->hidden_dim;
+    size_t max_k = hid > dim ? hid : dim;
+    if (q_dim > max_k) max_k = q_dim;
+    size_t sizes[] = {
+        B * dim, B * (dim > q_dim ? dim : q_dim), B * (dim > q_dim ? dim : q_dim), B * q_dim, B * kv_dim,
+        B * kv_dim, B * hid, B * hid, (size_t)n_threads * (size_t)n_ctx,
+        (size_t)c->n_layers * (size_t)n_ctx * kv_dim, (size_t)c->n_layers * (size_t)n_ctx * kv_dim,
+        (size_t)n_ctx * (hd / 2), (size_t)n_ctx * (hd / 2), matmul_scratch_floats(n_threads, (long)max_k),
+        (size_t)c->vocab_size,
+    };
+    float **ptrs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att,
+                      &s->key_cache, &s->value_cache, &s->rope_cos, &s->rope_sin, &s->scratch, &s->logits};
+    size_t n_bufs = sizeof sizes / sizeof sizes[0], total = 0;
+    for (size_t i = 0; i < n_bufs; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned pieces */
+    if (posix_memalign((void **)&s->arena, 64, total * sizeof(float)) != 0) {
+        s->arena = NULL;
+        return error_set(err, "out of memory allocating %.1f MB of run state (context %d)",
+                         (double)total * 4 / 1e6, n_ctx);
+    }
+    float *p = s->arena;
+    for (size_t i = 0; i < n_bufs; i++) {
+        *ptrs[i] = p;
+        p += (sizes[i] + 15) & ~(size_t)15;
+    }
+    /* RoPE tables exactly as HF builds them: inv_freq = 1/theta^(2i/d) in
+     * f32, angle = (pos / linear_factor) * inv_freq in f32. */
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        for (int pos = 0; pos < n_ctx; pos++) {
+            float t = (float)pos / c->rope_linear_factor;
+            float ang = t * inv_freq;
+            s->rope_cos[(size_t)pos * half + i] = cosf(ang);
+            s->rope_sin[(size_t)pos * half + i] = sinf(ang);
+        }
+    }
+    if (n_threads > 1 && pool_create(&s->pool, n_threads, err)) {
+        free(s->arena);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    return 0;
+}
+
+void llama_state_free(LlamaState *s) {
+    pool_free(s->pool);
+    free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+typedef struct {
+    const LlamaConfig *c;
+    LlamaState *s;
+    int layer, n, pos;
+} AttnJob;
+
+/* One (token, head) pair per work item: scores against every cached key up
+ * to the token's own position (causal), softmax, weighted sum of values. */
+static void attention_worker(void *ctx, int ith, int nth) {
+    AttnJob *J = ctx;
+    const LlamaConfig *c = J->c;
+    LlamaState *s = J->s;
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    size_t kv_dim = (size_t)c->n_kv_heads * hd, q_dim = (size_t)c->n_heads * hd;
+    const float *kc = s->key_cache + (size_t)J->layer * s->n_ctx * kv_dim;
+    const float *vc = s->value_cache + (size_t)J->layer * s->n_ctx * kv_dim;
+    float *att = s->att + (size_t)ith * s->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    long lo, hi;
+    split_range((long)J->n * c->n_heads, ith, nth, &lo, &hi);
+    for (long item = lo; item < hi; item++) {
+        int t = (int)(item / c->n_heads), h = (int)(item % c->n_heads);
+        int kvh = h / group, last = J->pos + t;
+        const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
+        for (int p = 0; p <= last; p++) att[p] = dot_f32(q, kc + (size_t)p * kv_dim + (size_t)kvh * hd, hd) * scale;
+        softmax(att, last + 1);
+        float *out = s->xb2 + (size_t)t * q_dim + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p <= last; p++) axpy_f32(out, att[p], vc + (size_t)p * kv_dim + (size_t)kvh * hd, hd);
+    }
+}
+
+static void mm(LlamaState *s, float *y, const float *x, int n, const Tensor *w) {
+    matmul(s->pool, s->kernel, y, x, n, w, s->scratch);
+}
+
+/* One chunk of at most max_batch tokens. */
+static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits) {
+    const LlamaConfig *c = &m->config;
+    const LlamaWeights *w = &m->weights;
+    int dim = c->dim, hd = c->head_dim, half = hd / 2;
+    size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
+    size_t esz = dtype_size(w->embed.dtype);
+    for (int t = 0; t < n; t++)
+        convert_to_f32(s->x + (size_t)t * dim, (const uint8_t *)w->embed.data + (size_t)tokens[t] * dim * esz,
+                       w->embed.dtype, dim);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const LlamaLayer *L = &w->layers[l];
+        for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
+        mm(s, s->q, s->xb, n, &L->wq);
+        mm(s, s->k, s->xb, n, &L->wk);
+        mm(s, s->v, s->xb, n, &L->wv);
+        float *kc = s->key_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
+        float *vc = s->value_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
+        for (int t = 0; t < n; t++) {
+            const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
+            rope_rotate_half(s->q + (size_t)t * q_dim, c->n_heads, hd, cs, sn);
+            rope_rotate_half(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, cs, sn);
+        }
+        memcpy(kc, s->k, (size_t)n * kv_dim * sizeof(float));
+        memcpy(vc, s->v, (size_t)n * kv_dim * sizeof(float));
+        AttnJob job = {c, s, l, n, pos};
+        pool_run(s->pool, attention_worker, &job);
+        mm(s, s->xb, s->xb2, n, &L->wo);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+
+        for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
+        mm(s, s->hb, s->xb, n, &L->w_gate);
+        mm(s, s->hb2, s->xb, n, &L->w_up);
+        swiglu(s->hb, s->hb2, (long)n * c->hidden_dim);
+        mm(s, s->xb, s->hb, n, &L->w_down);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+    }
+
+    /* Only the rows whose logits are wanted go through the final norm and
+     * the LM head, which is the largest matrix of a small model. */
+    int first = all_logits ? 0 : n - 1;
+    for (int t = first; t < n; t++) rmsnorm(s->x + (size_t)t * dim, s->x + (size_t)t * dim, w->final_norm, dim, c->norm_eps);
+    if (all_logits) {
+        mm(s, all_logits, s->x, n, &w->lm_head);
+        memcpy(s->logits, all_logits + (size_t)(n - 1) * c->vocab_size, (size_t)c->vocab_size * sizeof(float));
+    } else {
+        mm(s, s->logits, s->x + (size_t)(n - 1) * dim, 1, &w->lm_head);
+    }
+}
+
+int llama_forward(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits, Error *err) {
+    const LlamaConfig *c = &m->config;
+    if (n < 1) return error_set(err, "nothing to run: 0 tokens");
+    if (pos < 0 || pos + n > s->n_ctx)
+        return error_set(err, "%d tokens at position %d do not fit the context of %d tokens", n, pos, s->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return error_set(err, "token id %d at index %d is outside the vocabulary (0..%d)", tokens[i], i,
+                             c->vocab_size - 1);
+    for (int done = 0; done < n; done += s->max_batch) {
+        int chunk = n - done < s->max_batch ? n - done : s->max_batch;
+        float *rows = all_logits ? all_logits + (size_t)done * c->vocab_size : NULL;
+        forward_chunk(m, s, tokens + done, chunk, pos + done, rows);
+    }
+    return 0;
+}

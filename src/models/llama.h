@@ -1,0 +1,68 @@
+/* LLaMA (1 and 2, and their fine-tunes such as Med-Alpaca) as HF
+ * transformers' LlamaForCausalLM computes it. A model is three structs: the
+ * config, the weights (views into the memory-mapped safetensors, used in
+ * place), and the run state (activations and the KV cache). */
+#ifndef VMED_MODELS_LLAMA_H
+#define VMED_MODELS_LLAMA_H
+
+#include "base/threads.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
+#include "tensor/matmul.h"
+#include "tensor/tensor.h"
+
+typedef struct {
+    Tensor wq, wk, wv, wo;        /* [n_heads*hd, dim], [n_kv*hd, dim] x2, [dim, n_heads*hd] */
+    Tensor w_gate, w_up, w_down;  /* [hidden, dim] x2, [dim, hidden] */
+    float *attn_norm, *ffn_norm;  /* [dim], converted to f32 at load (tiny) */
+} LlamaLayer;
+
+typedef struct {
+    Tensor embed;       /* [vocab, dim] */
+    LlamaLayer *layers; /* [n_layers] */
+    float *final_norm;  /* [dim] */
+    Tensor lm_head;     /* [vocab, dim]; the embedding itself when tied */
+} LlamaWeights;
+
+typedef struct {
+    LlamaConfig config;
+    LlamaWeights weights;
+    SafeTensors files;
+    char dir[1024];
+} Llama;
+
+typedef struct {
+    int n_ctx;      /* KV cache length */
+    int max_batch;  /* tokens per forward call chunk */
+    int n_threads;
+    ThreadPool *pool;
+    KernelLevel kernel;
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_batch, ...] activations */
+    float *att;                                 /* [n_threads, n_ctx] attention scores */
+    float *key_cache, *value_cache;             /* [n_layers, n_ctx, n_kv*hd] */
+    float *rope_cos, *rope_sin;                 /* [n_ctx, hd/2] */
+    float *scratch;                             /* matmul weight-block scratch */
+    float *logits;                              /* [vocab] of the last position */
+    float *arena;                               /* one allocation behind all of the above */
+} LlamaState;
+
+/* Loads config, tokenizer-independent weights from dir (config.json +
+ * model.safetensors or its sharded index). Checks every tensor's presence,
+ * dtype and shape against the config. */
+int llama_load(Llama *m, const char *dir, Error *err);
+void llama_free(Llama *m);
+
+/* n_ctx <= max_position_embeddings; n_threads >= 1. */
+int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, int n_threads, Error *err);
+void llama_state_free(LlamaState *s);
+
+/* Runs tokens[0..n) at positions pos..pos+n-1, filling the KV cache.
+ * s->logits gets the logits of the last token; when all_logits is not NULL
+ * it receives n rows of vocab_size logits, one per token. */
+int llama_forward(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits,
+                  Error *err);
+
+/* Bytes of weights one decoded token reads (for bandwidth ceilings). */
+size_t llama_weight_bytes(const Llama *m);
+
+#endif

@@ -1,0 +1,132 @@
+#include "tensor/matmul.h"
+
+#include <string.h>
+
+KernelLevel kernel_best(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return KERNEL_AVX2;
+#endif
+    return KERNEL_SCALAR;
+}
+
+const char *kernel_name(KernelLevel l) { return l == KERNEL_AVX2 ? "avx2" : "scalar"; }
+
+static float load_f32(const void *w, DType dt, long i) {
+    switch (dt) {
+    case DT_F16: return f16_to_f32(((const uint16_t *)w)[i]);
+    case DT_BF16: return bf16_to_f32(((const uint16_t *)w)[i]);
+    default: return ((const float *)w)[i];
+    }
+}
+
+void convert_to_f32(float *dst, const void *src, DType dt, long count) {
+    if (dt == DT_F32) {
+        memcpy(dst, src, (size_t)count * sizeof(float));
+        return;
+    }
+#if defined(__x86_64__)
+    if (kernel_best() == KERNEL_AVX2) {
+        convert_to_f32_avx2(dst, src, dt, count);
+        return;
+    }
+#endif
+    for (long i = 0; i < count; i++) dst[i] = load_f32(src, dt, i);
+}
+
+static void matvec_rows_scalar(float *y, const float *x, const void *w, DType dt, long j0, long j1, long k) {
+    for (long j = j0; j < j1; j++) {
+        float s = 0;
+        for (long i = 0; i < k; i++) s += x[i] * load_f32(w, dt, j * k + i);
+        y[j] = s;
+    }
+}
+
+static void gemm_block_scalar(float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+                              int accumulate) {
+    for (long i = 0; i < n; i++) {
+        for (long j = 0; j < rows; j++) {
+            float s = 0;
+            for (long t = 0; t < k; t++) s += x[i * k + t] * wblk[j * k + t];
+            y[i * ldy + j] = accumulate ? y[i * ldy + j] + s : s;
+        }
+    }
+}
+
+void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DType dt, long j0, long j1, long k) {
+#if defined(__x86_64__)
+    if (level == KERNEL_AVX2) {
+        matvec_rows_avx2(y, x, w, dt, j0, j1, k);
+        return;
+    }
+#endif
+    matvec_rows_scalar(y, x, w, dt, j0, j1, k);
+}
+
+void gemm_block(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+                int accumulate) {
+#if defined(__x86_64__)
+    if (level == KERNEL_AVX2) {
+        gemm_block_avx2(y, ldy, x, n, k, wblk, rows, accumulate);
+        return;
+    }
+#endif
+    gemm_block_scalar(y, ldy, x, n, k, wblk, rows, accumulate);
+}
+
+size_t matmul_scratch_floats(int nth, long k) { return (size_t)nth * MATMUL_BLOCK_ROWS * (size_t)k; }
+
+typedef struct {
+    KernelLevel level;
+    float *y;
+    const float *x;
+    long n, m, k;
+    const void *w;
+    DType dt;
+    float *scratch;
+} MatmulJob;
+
+/* Each worker takes a contiguous range of W rows, so every weight byte is
+ * read by exactly one core. */
+static void matmul_worker(void *ctx, int ith, int nth) {
+    MatmulJob *J = ctx;
+    long j0, j1;
+    split_range(J->m, ith, nth, &j0, &j1);
+    if (j0 >= j1) return;
+    if (J->n == 1) {
+        matvec_rows(J->level, J->y, J->x, J->w, J->dt, j0, j1, J->k);
+        return;
+    }
+    float *blk = J->scratch ? J->scratch + (size_t)ith * MATMUL_BLOCK_ROWS * (size_t)J->k : NULL;
+    for (long jb = j0; jb < j1; jb += MATMUL_BLOCK_ROWS) {
+        long rows = j1 - jb < MATMUL_BLOCK_ROWS ? j1 - jb : MATMUL_BLOCK_ROWS;
+        const float *wblk;
+        if (J->dt == DT_F32) {
+            wblk = (const float *)J->w + jb * J->k;
+        } else {
+            size_t es = dtype_size(J->dt);
+            const void *src = (const uint8_t *)J->w + (size_t)jb * (size_t)J->k * es;
+            if (J->level == KERNEL_AVX2) convert_to_f32_avx2(blk, src, J->dt, rows * J->k);
+            else for (long i = 0; i < rows * J->k; i++) blk[i] = load_f32(src, J->dt, i);
+            wblk = blk;
+        }
+        gemm_block(J->level, J->y + jb, J->m, J->x, J->n, J->k, wblk, rows, 0);
+    }
+}
+
+void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long n, const Tensor *w,
+            float *scratch) {
+    MatmulJob J = {level, y, x, n, w->shape[0], w->shape[1], w->data, w->dtype, scratch};
+    pool_run(pool, matmul_worker, &J);
+}
+
+void matmul_ref(float *y, const float *x, long n, const Tensor *w) {
+    long m = w->shape[0], k = w->shape[1];
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < m; j++) {
+            double s = 0;
+            for (long t = 0; t < k; t++) s += (double)x[i * k + t] * load_f32(w->data, w->dtype, j * k + t);
+            y[i * m + j] = (float)s;
+        }
+}

@@ -1,0 +1,51 @@
+/* Matrix products against weight matrices stored as in HF checkpoints:
+ * W is [m, k] row-major (out_features x in_features), activations are f32.
+ *   y[i][j] = sum_k x[i][k] * W[j][k]      for i < n, j < m
+ * n == 1 (decoding) is a matrix-vector product that streams W once from
+ * memory; n > 1 (prefill) converts blocks of W rows to f32 once and reuses
+ * them for every activation row. Every SIMD path has a scalar twin that the
+ * tests compare it against. */
+#ifndef VMED_TENSOR_MATMUL_H
+#define VMED_TENSOR_MATMUL_H
+
+#include <stddef.h>
+
+#include "base/threads.h"
+#include "tensor/tensor.h"
+
+/* W rows converted per block in the prefill path. */
+#define MATMUL_BLOCK_ROWS 16
+
+typedef enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1 } KernelLevel;
+
+/* The best level this CPU runs (AVX2 needs AVX2, FMA and F16C). */
+KernelLevel kernel_best(void);
+const char *kernel_name(KernelLevel l);
+
+/* Floats of scratch matmul needs for nth threads and inner size k. */
+size_t matmul_scratch_floats(int nth, long k);
+
+/* w must be a contiguous 2-D F32, F16 or BF16 tensor with shape[1] == k.
+ * scratch holds matmul_scratch_floats(pool_size(pool), k) floats, or is NULL
+ * when n == 1 or w is F32. */
+void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long n, const Tensor *w,
+            float *scratch);
+
+/* The plain reference, one thread, no SIMD: what tests compare against. */
+void matmul_ref(float *y, const float *x, long n, const Tensor *w);
+
+/* Row conversion to f32 (embedding lookups, norm weights). */
+void convert_to_f32(float *dst, const void *src, DType dt, long count);
+
+/* Building blocks, exposed so tests can compare each level directly. */
+void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DType dt, long j0, long j1, long k);
+void gemm_block(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *wblk,
+                long rows, int accumulate);
+
+/* The AVX2 versions (matmul_avx2.c, compiled with -mavx2 -mfma -mf16c). */
+void matvec_rows_avx2(float *y, const float *x, const void *w, DType dt, long j0, long j1, long k);
+void gemm_block_avx2(float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+                     int accumulate);
+void convert_to_f32_avx2(float *dst, const void *src, DType dt, long count);
+
+#endif
