@@ -1,2 +1,139 @@
+/* vmed: Visual Med-Alpaca in C. The command dispatcher and shared flag
+ * parsing; each subcommand lives in its own cmd_*.c file. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { printf("vmed\n"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threads.h"
+#include "cli/cli.h"
+
+static const char USAGE[] =
+    "usage: vmed COMMAND [options]\n"
+    "\n"
+    "Visual Med-Alpaca in C: a biomedical question-answering pipeline for research.\n"
+    "It gives no medical advice.\n"
+    "\n"
+    "commands:\n"
+    "  ask        answer a question with Med-Alpaca (the Alpaca prompt template)\n"
+    "  generate   continue a raw prompt with a LLaMA-family model\n"
+    "  tokenize   print the token ids of a text as a JSON array\n"
+    "  synth      write a random-weight LLaMA folder (demo and benchmarks)\n"
+    "  bench      measure prefill and decode speed of a model\n"
+    "\n"
+    "Run 'vmed COMMAND --help' for the options of a command.\n";
+
+int cli_fail(const char *cmd, const char *msg) {
+    fprintf(stderr, "vmed %s: %s\n", cmd, msg);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vmed %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'vmed %s --help')\n", cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "option '%s' needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cli_int(const char *cmd, const char *flag, const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return cli_usage_error(cmd, "option '%s' wants an integer in %ld..%ld, got '%s'", flag, min, max, s);
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *flag, const char *s, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return cli_usage_error(cmd, "option '%s' wants a number in %g..%g, got '%s'", flag, min, max, s);
+    *out = v;
+    return 0;
+}
+
+int cli_is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
+
+const char GEN_FLAGS_HELP[] =
+    "generation:\n"
+    "  --greedy                  argmax decoding (sampling options are then ignored)\n"
+    "  -n, --max-new-tokens N    stop after N new tokens (default 128)\n"
+    "  --temperature T           sampling temperature (default 0.1)\n"
+    "  --top-k K                 keep the K most likely tokens, 0 = all (default 40)\n"
+    "  --top-p P                 nucleus sampling mass (default 0.75)\n"
+    "  --repetition-penalty R    HF-style penalty on tokens already seen (default 1 = off)\n"
+    "  --seed S                  random seed (default 0)\n"
+    "  -t, --threads N           worker threads (default: all CPUs)\n"
+    "  --ctx N                   KV-cache length (default: prompt + max new tokens)\n";
+
+void gen_flags_init(GenFlags *f) {
+    f->gen = generate_defaults();
+    f->n_threads = cpu_count();
+    f->n_ctx = 0;
+}
+
+int gen_flags_parse(GenFlags *f, const char *cmd, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *v;
+    long n;
+    double x;
+    if (strcmp(a, "--greedy") == 0) {
+        f->gen.sampling.greedy = 1;
+        return 1;
+    }
+    int is_n = strcmp(a, "-n") == 0 || strcmp(a, "--max-new-tokens") == 0;
+    int is_t = strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0;
+    if (is_n || is_t || strcmp(a, "--top-k") == 0 || strcmp(a, "--seed") == 0 || strcmp(a, "--ctx") == 0) {
+        if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+        long max = is_t ? 1024 : strcmp(a, "--seed") == 0 ? 0x7fffffffL : 1L << 24;
+        if (cli_int(cmd, a, v, is_n || strcmp(a, "--top-k") == 0 || strcmp(a, "--seed") == 0 ? 0 : 1, max, &n))
+            return -1;
+        if (is_n) f->gen.max_new_tokens = (int)n;
+        else if (is_t) f->n_threads = (int)n;
+        else if (strcmp(a, "--top-k") == 0) f->gen.sampling.top_k = (int)n;
+        else if (strcmp(a, "--seed") == 0) f->gen.sampling.seed = (uint64_t)n;
+        else f->n_ctx = (int)n;
+        return 1;
+    }
+    if (strcmp(a, "--temperature") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--repetition-penalty") == 0) {
+        if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+        double lo = strcmp(a, "--top-p") == 0 ? 1e-6 : 1e-6, hi = strcmp(a, "--top-p") == 0 ? 1.0 : 1e4;
+        if (cli_float(cmd, a, v, lo, hi, &x)) return -1;
+        if (strcmp(a, "--temperature") == 0) f->gen.sampling.temperature = (float)x;
+        else if (strcmp(a, "--top-p") == 0) f->gen.sampling.top_p = (float)x;
+        else f->gen.sampling.repetition_penalty = (float)x;
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || cli_is_help(argv[1])) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"ask", cmd_ask},     {"generate", cmd_generate}, {"tokenize", cmd_tokenize},
+                {"synth", cmd_synth}, {"bench", cmd_bench}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vmed: unknown command '%s'\n\n%s", argv[1], USAGE);
+    return EXIT_USAGE;
+}

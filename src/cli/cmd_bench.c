@@ -1,0 +1,136 @@
+/* vmed bench: prefill and decode speed, as llama-bench measures them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+static const char BENCH_HELP[] =
+    "usage: vmed bench --model DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]\n"
+    "\n"
+    "Prefill: P prompt tokens in one batch (pp). Decode: N tokens one at a time\n"
+    "after the prompt (tg). Prints tokens/s as mean and standard deviation over R\n"
+    "repetitions, peak resident memory, and the weight bytes one decoded token\n"
+    "reads with the bandwidth that implies.\n";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench", *dir = NULL;
+    long threads = cpu_count(), pp = 512, tg = 128, reps = 3;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long *dst = NULL, lo = 0, hi = 1 << 20;
+        if (cli_is_help(a)) {
+            fputs(BENCH_HELP, stdout);
+            return 0;
+        } else if (strcmp(a, "--model") == 0) {
+            if (!(dir = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+            continue;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+            continue;
+        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
+            dst = &threads, lo = 1, hi = 1024;
+        } else if (strcmp(a, "-p") == 0) {
+            dst = &pp;
+        } else if (strcmp(a, "-n") == 0) {
+            dst = &tg;
+        } else if (strcmp(a, "-r") == 0) {
+            dst = &reps, lo = 1, hi = 1000;
+        } else {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        }
+        if (!(v = cli_value(cmd, argc, argv, &i)) || cli_int(cmd, a, v, lo, hi, dst)) return EXIT_USAGE;
+    }
+    if (!dir) return cli_usage_error(cmd, "--model DIR is required");
+    if (pp < 1 && tg < 1) return cli_usage_error(cmd, "nothing to measure: -p and -n are both 0");
+    Error err;
+    Llama m;
+    double t0 = now_s();
+    if (llama_load(&m, dir, &err)) return cli_fail(cmd, err.msg);
+    double load_s = now_s() - t0;
+    const LlamaConfig *c = &m.config;
+    long ctx = pp + tg + 1;
+    if (ctx > c->max_pos) {
+        llama_free(&m);
+        return cli_usage_error(cmd, "-p %ld plus -n %ld exceed the model's context of %d", pp, tg, c->max_pos);
+    }
+    int *tokens = malloc(sizeof(int) * (size_t)(pp + 1));
+    double *pp_tps = calloc((size_t)reps, sizeof(double)), *tg_tps = calloc((size_t)reps, sizeof(double));
+    uint32_t seed = 12345;
+    for (long i = 0; i <= pp; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        tokens[i] = (int)(seed % (uint32_t)c->vocab_size);
+    }
+    int rc = 0;
+    for (long r = 0; r < reps && !rc; r++) {
+        LlamaState s;
+        if (llama_state_new(&s, &m, (int)ctx, pp > 0 ? (int)pp : 1, (int)threads, &err)) {
+            rc = cli_fail(cmd, err.msg);
+            break;
+        }
+        if (pp > 0) {
+            double a = now_s();
+            rc = llama_forward(&m, &s, tokens, (int)pp, 0, NULL, &err);
+            pp_tps[r] = (double)pp / (now_s() - a);
+        }
+        if (!rc && tg > 0) {
+            int pos = (int)pp, tok = tokens[pp];
+            double a = now_s();
+            for (long i = 0; i < tg && !rc; i++) {
+                rc = llama_forward(&m, &s, &tok, 1, pos++, NULL, &err);
+                tok = (int)((unsigned)(tok * 31 + 7) % (unsigned)c->vocab_size);
+            }
+            tg_tps[r] = (double)tg / (now_s() - a);
+        }
+        llama_state_free(&s);
+        if (rc) rc = cli_fail(cmd, err.msg);
+    }
+    if (!rc) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double rss_gb = (double)ru.ru_maxrss * 1024 / 1e9;
+        double wbytes = (double)llama_weight_bytes(&m);
+        double pm, ps, tm, ts;
+        mean_sd(pp_tps, (int)reps, &pm, &ps);
+        mean_sd(tg_tps, (int)reps, &tm, &ts);
+        const char *dt = dtype_name(m.weights.layers[0].wq.dtype);
+        if (json) {
+            printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"pp\": %ld, "
+                   "\"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
+                   "\"weight_bytes_per_token\": %.0f, \"peak_rss_bytes\": %.0f, \"load_s\": %.3f}\n",
+                   dir, dt, threads, kernel_name(kernel_best()), pp, pm, ps, tg, tm, ts, wbytes, rss_gb * 1e9,
+                   load_s);
+        } else {
+            printf("model %s: %s, dim %d, %d layers, vocab %d; %ld threads, %s kernels\n", dir, dt, c->dim,
+                   c->n_layers, c->vocab_size, threads, kernel_name(kernel_best()));
+            if (pp > 0) printf("  pp%-5ld %10.2f ± %.2f tokens/s\n", pp, pm, ps);
+            if (tg > 0)
+                printf("  tg%-5ld %10.2f ± %.2f tokens/s  (%.2f GB of weights per token: %.1f GB/s)\n", tg, tm, ts,
+                       wbytes / 1e9, wbytes * tm / 1e9);
+            printf("  peak resident memory %.2f GB, load %.3f s\n", rss_gb, load_s);
+        }
+    }
+    free(tokens);
+    free(pp_tps);
+    free(tg_tps);
+    llama_free(&m);
+    return rc;
+}
