@@ -23,7 +23,7 @@ static void t_f16_conversion_exact(void) {
     float *a = malloc(65536 * 4), *b = malloc(65536 * 4);
     for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
     for (int i = 0; i < 65536; i++) a[i] = f16_to_f32(all[i]);
-    convert_to_f32(b, all, DT_F16, 65536);
+    convert_to_f32(kernel_best(), b, all, DT_F16, 65536);
     int bad = -1, bad_conv = -1;
     for (int i = 0; i < 65536; i++) {
         int is_nan = ((i >> 10) & 0x1f) == 0x1f && (i & 0x3ff);

@@ -40,7 +40,7 @@ static int load_norm(float **out, const SafeTensors *st, const char *name, int d
     if (expect_tensor(&t, st, name, dim, 0, err)) return -1;
     *out = malloc((size_t)dim * sizeof(float));
     if (!*out) return error_set(err, "out of memory");
-    convert_to_f32(*out, t.data, t.dtype, dim);
+    convert_to_f32(kernel_best(), *out, t.data, t.dtype, dim);
     return 0;
 }
 
@@ -234,7 +234,7 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
     size_t esz = dtype_size(w->embed.dtype);
     for (int t = 0; t < n; t++)
-        convert_to_f32(s->x + (size_t)t * dim, (const uint8_t *)w->embed.data + (size_t)tokens[t] * dim * esz,
+        convert_to_f32(s->kernel, s->x + (size_t)t * dim, (const uint8_t *)w->embed.data + (size_t)tokens[t] * dim * esz,
                        w->embed.dtype, dim);
 
     for (int l = 0; l < c->n_layers; l++) {

@@ -129,8 +129,8 @@ static int synth_tensor_list(const LlamaConfig *c, SynthTensor **out, int *n_out
 }
 
 static int write_weights(const LlamaConfig *c, DType dt, uint64_t seed, const char *path, Error *err) {
-    SynthTensor *list;
-    int n;
+    SynthTensor *list = NULL;
+    int n = 0;
     if (synth_tensor_list(c, &list, &n, err)) return -1;
     StWriter *w;
     if (st_writer_open(&w, path, err)) {

@@ -2,11 +2,27 @@
 
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+/* CPUID, plus XGETBV to check that the OS saves the YMM registers. (clang's
+ * __builtin_cpu_supports does not know "f16c", so ask the CPU directly.) */
+static int cpu_has_avx2_fma_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1;
+}
+#endif
+
 KernelLevel kernel_best(void) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return KERNEL_AVX2;
+    if (cpu_has_avx2_fma_f16c()) return KERNEL_AVX2;
 #endif
     return KERNEL_SCALAR;
 }
@@ -21,13 +37,13 @@ static float load_f32(const void *w, DType dt, long i) {
     }
 }
 
-void convert_to_f32(float *dst, const void *src, DType dt, long count) {
+void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, long count) {
     if (dt == DT_F32) {
         memcpy(dst, src, (size_t)count * sizeof(float));
         return;
     }
 #if defined(__x86_64__)
-    if (kernel_best() == KERNEL_AVX2) {
+    if (level == KERNEL_AVX2) {
         convert_to_f32_avx2(dst, src, dt, count);
         return;
     }
@@ -107,8 +123,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         } else {
             size_t es = dtype_size(J->dt);
             const void *src = (const uint8_t *)J->w + (size_t)jb * (size_t)J->k * es;
-            if (J->level == KERNEL_AVX2) convert_to_f32_avx2(blk, src, J->dt, rows * J->k);
-            else for (long i = 0; i < rows * J->k; i++) blk[i] = load_f32(src, J->dt, i);
+            convert_to_f32(J->level, blk, src, J->dt, rows * J->k);
             wblk = blk;
         }
         gemm_block(J->level, J->y + jb, J->m, J->x, J->n, J->k, wblk, rows, 0);

@@ -18,7 +18,8 @@
 
 typedef enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1 } KernelLevel;
 
-/* The best level this CPU runs (AVX2 needs AVX2, FMA and F16C). */
+/* The best level this CPU runs (AVX2 needs AVX2, FMA and F16C). It asks
+ * CPUID, which traps in a VM: call it once and keep the answer. */
 KernelLevel kernel_best(void);
 const char *kernel_name(KernelLevel l);
 
@@ -34,8 +35,8 @@ void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long 
 /* The plain reference, one thread, no SIMD: what tests compare against. */
 void matmul_ref(float *y, const float *x, long n, const Tensor *w);
 
-/* Row conversion to f32 (embedding lookups, norm weights). */
-void convert_to_f32(float *dst, const void *src, DType dt, long count);
+/* Row conversion to f32 (embedding lookups, norm weights, weight blocks). */
+void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, long count);
 
 /* Building blocks, exposed so tests can compare each level directly. */
 void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DType dt, long j0, long j1, long k);
