@@ -155,7 +155,8 @@ static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f
         }
     }
     if (!gen) goto out;
-    StreamState st = {l->tok, prompt[n_prompt - 1], c->eos_id, 1};
+    /* prev -1: the first new token loses its leading space, as in HF decode(new_ids) */
+    StreamState st = {l->tok, -1, c->eos_id, 1};
     GenerateOptions o = f->gen;
     o.eos_id = c->eos_id;
     o.on_token = stream_token;
@@ -295,6 +296,7 @@ int cmd_ask(int argc, char **argv) {
     }
     if (show) printf("--- prompt ---\n%s--- answer ---\n", prompt);
     int rc = run_generation(cmd, &l, prompt, &f, 0, NULL, NULL, NULL);
+    fflush(stdout); /* the answer first, then the notice, also when both go to one pipe */
     fputs(DISCLAIMER, stderr);
     free(prompt);
     llm_free(&l);
