@@ -17,6 +17,9 @@ void suite_llama(void);
 void suite_generate(void);
 void suite_prompt(void);
 void suite_cli(void);
+void suite_image(void);
+void suite_wordpiece(void);
+void suite_git(void);
 
 static const char *filter;
 static int n_pass, n_fail, n_skip;
@@ -132,6 +135,9 @@ int main(int argc, char **argv) {
     suite_llama();
     suite_generate();
     suite_prompt();
+    suite_image();
+    suite_wordpiece();
+    suite_git();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;

@@ -1,0 +1,2 @@
+void suite_git(void);
+void suite_git(void) {}

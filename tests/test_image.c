@@ -1,0 +1,2 @@
+void suite_image(void);
+void suite_image(void) {}

@@ -1,0 +1,2 @@
+void suite_wordpiece(void);
+void suite_wordpiece(void) {}
