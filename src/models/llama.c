@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/attention.h"
 #include "tensor/ops.h"
 
 /* ---------------------------------------------------------------- loading */
@@ -190,38 +191,6 @@ void llama_state_free(LlamaState *s) {
 
 /* ---------------------------------------------------------------- forward */
 
-typedef struct {
-    const LlamaConfig *c;
-    LlamaState *s;
-    int layer, n, pos;
-} AttnJob;
-
-/* One (token, head) pair per work item: scores against every cached key up
- * to the token's own position (causal), softmax, weighted sum of values. */
-static void attention_worker(void *ctx, int ith, int nth) {
-    AttnJob *J = ctx;
-    const LlamaConfig *c = J->c;
-    LlamaState *s = J->s;
-    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
-    size_t kv_dim = (size_t)c->n_kv_heads * hd, q_dim = (size_t)c->n_heads * hd;
-    const float *kc = s->key_cache + (size_t)J->layer * s->n_ctx * kv_dim;
-    const float *vc = s->value_cache + (size_t)J->layer * s->n_ctx * kv_dim;
-    float *att = s->att + (size_t)ith * s->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd);
-    long lo, hi;
-    split_range((long)J->n * c->n_heads, ith, nth, &lo, &hi);
-    for (long item = lo; item < hi; item++) {
-        int t = (int)(item / c->n_heads), h = (int)(item % c->n_heads);
-        int kvh = h / group, last = J->pos + t;
-        const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
-        for (int p = 0; p <= last; p++) att[p] = dot_f32(q, kc + (size_t)p * kv_dim + (size_t)kvh * hd, hd) * scale;
-        softmax(att, last + 1);
-        float *out = s->xb2 + (size_t)t * q_dim + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= last; p++) axpy_f32(out, att[p], vc + (size_t)p * kv_dim + (size_t)kvh * hd, hd);
-    }
-}
-
 static void mm(LlamaState *s, float *y, const float *x, int n, const Tensor *w) {
     matmul(s->pool, s->kernel, y, x, n, w, s->scratch);
 }
@@ -252,8 +221,15 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
         }
         memcpy(kc, s->k, (size_t)n * kv_dim * sizeof(float));
         memcpy(vc, s->v, (size_t)n * kv_dim * sizeof(float));
-        AttnJob job = {c, s, l, n, pos};
-        pool_run(s->pool, attention_worker, &job);
+        Attention att = {
+            .q = s->q, .q_stride = (long)q_dim,
+            .k = s->key_cache + (size_t)l * s->n_ctx * kv_dim, .v = s->value_cache + (size_t)l * s->n_ctx * kv_dim,
+            .kv_stride = (long)kv_dim, .out = s->xb2, .out_stride = (long)q_dim,
+            .n_q = n, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = hd,
+            .visible_base = pos, .causal = 1, .n_kv = s->n_ctx, .scale = 1.0f / sqrtf((float)hd),
+            .scratch = s->att,
+        };
+        attention(s->pool, &att);
         mm(s, s->xb, s->xb2, n, &L->wo);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
 
