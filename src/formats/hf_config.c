@@ -153,3 +153,103 @@ int llama_config_save(const LlamaConfig *c, const char *dir, const char *torch_d
     snprintf(buf, sizeof buf, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n", c->bos_id, c->eos_id);
     return write_text(dir, "generation_config.json", buf, err);
 }
+
+/* --------------------------------------------------------------------- GIT */
+
+static int require_string(const cJSON *obj, const char *key, const char *want, const char *file, Error *err) {
+    const char *s = NULL;
+    if (json_opt_string(obj, key, &s, file, err)) return -1;
+    if (s && strcmp(s, want) != 0)
+        return error_set(err, "%s: %s '%s' is not supported (expected '%s')", file, key, s, want);
+    return 0;
+}
+
+static int read_vision_config(ClipVisionConfig *v, const cJSON *vc, const char *file, Error *err) {
+    /* GitVisionConfig defaults (ViT-B/16 at 224) */
+    int64_t dim = 768, layers = 12, heads = 12, hidden = 3072, image = 224, patch = 16, ch = 3;
+    double eps = 1e-5;
+    if (!cJSON_IsObject(vc)) return error_set(err, "%s: vision_config must be an object", file);
+    if (json_opt_int(vc, "hidden_size", &dim, 1, 1 << 16, file, err)) return -1;
+    if (json_opt_int(vc, "num_hidden_layers", &layers, 1, 1024, file, err)) return -1;
+    if (json_opt_int(vc, "num_attention_heads", &heads, 1, 1024, file, err)) return -1;
+    if (json_opt_int(vc, "intermediate_size", &hidden, 1, 1 << 20, file, err)) return -1;
+    if (json_opt_int(vc, "image_size", &image, 1, 8192, file, err)) return -1;
+    if (json_opt_int(vc, "patch_size", &patch, 1, 1024, file, err)) return -1;
+    if (json_opt_int(vc, "num_channels", &ch, 1, 4, file, err)) return -1;
+    if (json_opt_float(vc, "layer_norm_eps", &eps, 1e-30, 1.0, file, err)) return -1;
+    if (require_string(vc, "hidden_act", "quick_gelu", file, err)) return error_prefix(err, "vision_config");
+    if (dim % heads) return error_set(err, "%s: vision_config hidden_size %lld is not a multiple of num_attention_heads %lld",
+                                      file, (long long)dim, (long long)heads);
+    if (image % patch) return error_set(err, "%s: vision_config image_size %lld is not a multiple of patch_size %lld",
+                                        file, (long long)image, (long long)patch);
+    *v = (ClipVisionConfig){(int)dim, (int)layers, (int)heads, (int)hidden, (int)image, (int)patch, (int)ch, (float)eps};
+    return 0;
+}
+
+static int read_git_config(GitConfig *c, const cJSON *root, const char *file, Error *err) {
+    if (!cJSON_IsObject(root)) return error_set(err, "%s: not a JSON object", file);
+    const char *mt = NULL;
+    if (json_opt_string(root, "model_type", &mt, file, err)) return -1;
+    if (mt && strcmp(mt, "git") != 0) return error_set(err, "%s: model_type is '%s', expected 'git'", file, mt);
+    if (require_string(root, "hidden_act", "gelu", file, err)) return -1;
+    if (require_string(root, "position_embedding_type", "absolute", file, err)) return -1;
+    const cJSON *nimg = cJSON_GetObjectItemCaseSensitive(root, "num_image_with_embedding");
+    if (nimg && !cJSON_IsNull(nimg))
+        return error_set(err, "%s: num_image_with_embedding is set (video GIT): only single images are supported", file);
+    int64_t dim = 768, layers = 6, heads = 12, hidden = 3072, vocab = 30522, max_pos = 1024;
+    int64_t bos = 101, eos = 102, pad = 0;
+    double eps = 1e-12;
+    if (json_opt_int(root, "hidden_size", &dim, 1, 1 << 16, file, err)) return -1;
+    if (json_opt_int(root, "num_hidden_layers", &layers, 1, 1024, file, err)) return -1;
+    if (json_opt_int(root, "num_attention_heads", &heads, 1, 1024, file, err)) return -1;
+    if (json_opt_int(root, "intermediate_size", &hidden, 1, 1 << 20, file, err)) return -1;
+    if (json_opt_int(root, "vocab_size", &vocab, 1, 1 << 24, file, err)) return -1;
+    if (json_opt_int(root, "max_position_embeddings", &max_pos, 1, 1 << 20, file, err)) return -1;
+    if (json_opt_float(root, "layer_norm_eps", &eps, 1e-30, 1.0, file, err)) return -1;
+    if (json_opt_int(root, "bos_token_id", &bos, 0, vocab - 1, file, err)) return -1;
+    if (json_opt_int(root, "eos_token_id", &eos, 0, vocab - 1, file, err)) return -1;
+    if (json_opt_int(root, "pad_token_id", &pad, 0, vocab - 1, file, err)) return -1;
+    if (dim % heads) return error_set(err, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld", file,
+                                      (long long)dim, (long long)heads);
+    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    cJSON empty = {0};
+    empty.type = cJSON_Object;
+    if (read_vision_config(&c->vision, vc ? vc : &empty, file, err)) return -1;
+    c->dim = (int)dim;
+    c->n_layers = (int)layers;
+    c->n_heads = (int)heads;
+    c->hidden_dim = (int)hidden;
+    c->vocab_size = (int)vocab;
+    c->max_pos = (int)max_pos;
+    c->norm_eps = (float)eps;
+    c->bos_id = (int)bos;
+    c->eos_id = (int)eos;
+    c->pad_id = (int)pad;
+    int side = c->vision.image_size / c->vision.patch_size;
+    c->n_image_tokens = 1 + side * side;
+    return 0;
+}
+
+int git_config_load(GitConfig *c, const char *dir, Error *err) {
+    memset(c, 0, sizeof *c);
+    char path[1100];
+    if (path_join(path, sizeof path, dir, "config.json", err)) return -1;
+    cJSON *root;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    int rc = read_git_config(c, root, path, err);
+    cJSON_Delete(root);
+    if (rc) return -1;
+    if (path_join(path, sizeof path, dir, "generation_config.json", err)) return -1;
+    if (!file_exists(path)) return 0;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    int64_t bos = c->bos_id, eos = c->eos_id, pad = c->pad_id;
+    rc = !cJSON_IsObject(root) ? error_set(err, "%s: not a JSON object", path) : 0;
+    if (!rc) rc = json_opt_int(root, "bos_token_id", &bos, 0, c->vocab_size - 1, path, err);
+    if (!rc) rc = json_opt_int(root, "eos_token_id", &eos, 0, c->vocab_size - 1, path, err);
+    if (!rc) rc = json_opt_int(root, "pad_token_id", &pad, 0, c->vocab_size - 1, path, err);
+    cJSON_Delete(root);
+    c->bos_id = (int)bos;
+    c->eos_id = (int)eos;
+    c->pad_id = (int)pad;
+    return rc;
+}

@@ -1,4 +1,6 @@
-/* Hugging Face config.json / generation_config.json for LLaMA-family models. */
+/* Hugging Face config.json / generation_config.json: LLaMA-family models
+ * and GIT (Med-GIT). Nested configs store only non-default keys, so the
+ * loaders carry transformers' class defaults. */
 #ifndef VMED_FORMATS_HF_CONFIG_H
 #define VMED_FORMATS_HF_CONFIG_H
 
@@ -27,5 +29,27 @@ int llama_config_load(LlamaConfig *c, const char *dir, Error *err);
 
 /* Writes config.json and generation_config.json for c into dir (atomic). */
 int llama_config_save(const LlamaConfig *c, const char *dir, const char *torch_dtype, Error *err);
+
+/* CLIP vision tower (GitVisionConfig / CLIPVisionConfig). */
+typedef struct {
+    int dim, n_layers, n_heads, hidden_dim;
+    int image_size, patch_size, n_channels;
+    float norm_eps;
+} ClipVisionConfig;
+
+typedef struct {
+    ClipVisionConfig vision;
+    int dim, n_layers, n_heads, hidden_dim; /* the BERT-style text decoder */
+    int vocab_size, max_pos;
+    float norm_eps;
+    int bos_id, eos_id, pad_id;
+    int n_image_tokens; /* 1 + (image_size / patch_size)^2 */
+} GitConfig;
+
+/* dir/config.json of a GitForCausalLM; generation_config.json overrides
+ * bos/eos/pad when present. Only hidden_act gelu (text) and quick_gelu
+ * (vision), absolute positions and one image are supported; anything else
+ * is an error naming the field. */
+int git_config_load(GitConfig *c, const char *dir, Error *err);
 
 #endif

@@ -5,45 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
 
 /* ---------------------------------------------------------------- loading */
-
-static int expect_tensor(Tensor *out, const SafeTensors *st, const char *name, int64_t rows, int64_t cols,
-                         Error *err) {
-    const StTensor *t = st_find(st, name);
-    if (!t) {
-        const char *file = st->n_files > 0 ? st->files[0].path : "model";
-        return error_set(err, "%s: tensor '%s' is missing", file, name);
-    }
-    const char *file = st_file_path(st, t);
-    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
-        return error_set(err, "%s: tensor '%s' has dtype %s; LLaMA weights must be F32, F16 or BF16", file, name,
-                         dtype_name(t->dtype));
-    int want_ndim = cols > 0 ? 2 : 1;
-    if (t->ndim != want_ndim || t->shape[0] != rows || (cols > 0 && t->shape[1] != cols)) {
-        char have[128];
-        Tensor v = st_tensor_view(t);
-        tensor_shape_str(&v, have, sizeof have);
-        if (cols > 0)
-            return error_set(err, "%s: tensor '%s' is %s but the config says %lldx%lld", file, name, have,
-                             (long long)rows, (long long)cols);
-        return error_set(err, "%s: tensor '%s' is %s but the config says %lld", file, name, have, (long long)rows);
-    }
-    *out = st_tensor_view(t);
-    return 0;
-}
-
-/* Norm weights are a few KB: keep them as f32 so the hot loops need one type. */
-static int load_norm(float **out, const SafeTensors *st, const char *name, int dim, Error *err) {
-    Tensor t;
-    if (expect_tensor(&t, st, name, dim, 0, err)) return -1;
-    *out = malloc((size_t)dim * sizeof(float));
-    if (!*out) return error_set(err, "out of memory");
-    convert_to_f32(kernel_best(), *out, t.data, t.dtype, dim);
-    return 0;
-}
 
 static int load_layer(LlamaLayer *L, const SafeTensors *st, const LlamaConfig *c, int i, Error *err) {
     char name[256];
@@ -63,12 +29,12 @@ static int load_layer(LlamaLayer *L, const SafeTensors *st, const LlamaConfig *c
     };
     for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
         snprintf(name, sizeof name, mats[j].fmt, i);
-        if (expect_tensor(mats[j].dst, st, name, mats[j].rows, mats[j].cols, err)) return -1;
+        if (weight_matrix(mats[j].dst, st, name, mats[j].rows, mats[j].cols, err)) return -1;
     }
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
-    if (load_norm(&L->attn_norm, st, name, c->dim, err)) return -1;
+    if (weight_vector(&L->attn_norm, st, name, c->dim, err)) return -1;
     snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
-    return load_norm(&L->ffn_norm, st, name, c->dim, err);
+    return weight_vector(&L->ffn_norm, st, name, c->dim, err);
 }
 
 int llama_load(Llama *m, const char *dir, Error *err) {
@@ -78,11 +44,11 @@ int llama_load(Llama *m, const char *dir, Error *err) {
     if (llama_config_load(c, dir, err)) return -1;
     if (st_open(&m->files, dir, err)) return -1;
     LlamaWeights *w = &m->weights;
-    if (expect_tensor(&w->embed, &m->files, "model.embed_tokens.weight", c->vocab_size, c->dim, err)) goto fail;
-    if (load_norm(&w->final_norm, &m->files, "model.norm.weight", c->dim, err)) goto fail;
+    if (weight_matrix(&w->embed, &m->files, "model.embed_tokens.weight", c->vocab_size, c->dim, err)) goto fail;
+    if (weight_vector(&w->final_norm, &m->files, "model.norm.weight", c->dim, err)) goto fail;
     if (c->tie_embeddings && !st_find(&m->files, "lm_head.weight")) {
         w->lm_head = w->embed;
-    } else if (expect_tensor(&w->lm_head, &m->files, "lm_head.weight", c->vocab_size, c->dim, err)) {
+    } else if (weight_matrix(&w->lm_head, &m->files, "lm_head.weight", c->vocab_size, c->dim, err)) {
         goto fail;
     }
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);

@@ -55,3 +55,33 @@ float dot_f32(const float *a, const float *b, long n) {
 void axpy_f32(float *y, float a, const float *x, long n) {
     for (long i = 0; i < n; i++) y[i] += a * x[i];
 }
+
+void layernorm(float *out, const float *x, const float *w, const float *b, long n, float eps) {
+    float mean = 0;
+    for (long i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float var = 0;
+    for (long i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf(var / (float)n + eps);
+    for (long i = 0; i < n; i++) out[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void gelu_erf(float *x, long n) {
+    for (long i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void quick_gelu(float *x, long n) {
+    for (long i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+void gelu_tanh(float *x, long n) {
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void add_bias(float *x, const float *b, long rows, long n) {
+    for (long r = 0; r < rows; r++)
+        for (long i = 0; i < n; i++) x[r * n + i] += b[i];
+}

@@ -21,4 +21,18 @@ float dot_f32(const float *a, const float *b, long n);
 /* y += a * x over n. */
 void axpy_f32(float *y, float a, const float *x, long n);
 
+
+
+/* out = (x - mean) / sqrt(var + eps) * w + b over one row (biased variance,
+ * as torch.nn.LayerNorm). out may be x. */
+void layernorm(float *out, const float *x, const float *w, const float *b, long n, float eps);
+/* Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (BERT, GIT's text layers). */
+void gelu_erf(float *x, long n);
+/* x * sigmoid(1.702 x) (CLIP's quick_gelu). */
+void quick_gelu(float *x, long n);
+/* tanh approximation, HF's gelu_new (T5, Pix2Struct). */
+void gelu_tanh(float *x, long n);
+/* rows x n matrix: each row += b. */
+void add_bias(float *x, const float *b, long rows, long n);
+
 #endif
