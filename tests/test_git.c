@@ -1,2 +1,140 @@
+/* GIT (Med-GIT) against HF transformers' numbers for git-tiny, from the
+ * fixture's own pixel values: vision encoder output, projected tokens, text
+ * logits, and greedy captions with and without a prefix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats/json_util.h"
+#include "formats/safetensors.h"
+#include "generate/generate.h"
+#include "models/git.h"
+#include "test.h"
+
 void suite_git(void);
-void suite_git(void) {}
+
+/* max|got - ref| <= 1e-4 * max(1, max|ref|), the fixture README's bound. */
+static int close_to(const float *got, const StTensor *ref, float *diff, float *bound) {
+    size_t n = ref->nbytes / 4;
+    float *r = malloc(ref->nbytes);
+    memcpy(r, ref->data, ref->nbytes);
+    float m = max_abs(r, n);
+    *bound = 1e-4f * (m > 1 ? m : 1);
+    *diff = max_abs_diff(got, r, n);
+    free(r);
+    return *diff <= *bound;
+}
+
+static void check_image(const char *img, int n_threads) {
+    NEED_FIXTURE(dir, "git-tiny");
+    NEED_FIXTURE(fwd, "git-tiny/ref/forward.safetensors");
+    Error err;
+    Git m;
+    CHECK(git_load(&m, dir, &err) == 0, "%s", err.msg);
+    SafeTensors ref;
+    CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
+    char name[128];
+    snprintf(name, sizeof name, "%s.pixel_values", img);
+    const StTensor *pv = st_find(&ref, name);
+    snprintf(name, sizeof name, "%s.input_ids", img);
+    const StTensor *ids_t = st_find(&ref, name);
+    CHECK(pv && ids_t, "reference tensors missing");
+    float *pix = malloc(pv->nbytes);
+    memcpy(pix, pv->data, pv->nbytes);
+    GitState s;
+    CHECK(git_state_new(&s, &m, 20, n_threads, &err) == 0, "%s", err.msg);
+    git_encode_image(&m, &s, pix);
+    free(pix);
+    float diff, bound;
+    snprintf(name, sizeof name, "%s.image_encoder_last_hidden_state", img);
+    CHECK(close_to(s.vision.x, st_find(&ref, name), &diff, &bound), "%s: vision output differs by %g (bound %g)", img,
+          diff, bound);
+    snprintf(name, sizeof name, "%s.visual_features_projected", img);
+    CHECK(close_to(s.projected, st_find(&ref, name), &diff, &bound), "%s: projection differs by %g (bound %g)", img, diff,
+          bound);
+    int n = (int)ids_t->shape[0], ids[16];
+    for (int i = 0; i < n; i++) {
+        int64_t v;
+        memcpy(&v, (const int64_t *)ids_t->data + i, 8);
+        ids[i] = (int)v;
+    }
+    float *logits = malloc(sizeof(float) * (size_t)n * m.config.vocab_size);
+    CHECK(git_forward(&m, &s, ids, n, 0, logits, &err) == 0, "%s", err.msg);
+    snprintf(name, sizeof name, "%s.text_logits", img);
+    int ok = close_to(logits, st_find(&ref, name), &diff, &bound);
+    free(logits);
+    git_state_free(&s);
+    st_close(&ref);
+    git_free(&m);
+    CHECK(ok, "%s: text logits differ by %g (bound %g)", img, diff, bound);
+}
+
+static void t_git_radio_forward(void) { check_image("img0", 1); }
+static void t_git_bar_forward_two_threads(void) { check_image("img1", 2); }
+
+static int json_ids(const cJSON *a, int *out, int cap) {
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) if (n < cap) out[n++] = (int)it->valuedouble;
+    return n;
+}
+
+/* HF generate(max_length=20) from [CLS] (and from [CLS] + prefix). */
+static void t_git_greedy_captions(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    NEED_FIXTURE(fwd, "git-tiny/ref/forward.safetensors");
+    NEED_FIXTURE(fj, "git-tiny/ref/forward.json");
+    Error err;
+    Git m;
+    CHECK(git_load(&m, dir, &err) == 0, "%s", err.msg);
+    SafeTensors ref;
+    CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
+    cJSON *root;
+    CHECK(json_load_file(&root, fj, 1 << 22, &err) == 0, "%s", err.msg);
+    const cJSON *runs = cJSON_GetObjectItem(root, "runs");
+    int checked = 0;
+    for (int r = 0; r < cJSON_GetArraySize(runs); r++) {
+        const cJSON *run = cJSON_GetArrayItem(runs, r);
+        char name[64];
+        snprintf(name, sizeof name, "img%d.pixel_values", r);
+        const StTensor *pv = st_find(&ref, name);
+        float *pix = malloc(pv->nbytes);
+        memcpy(pix, pv->data, pv->nbytes);
+        const char *keys[2] = {"generate_no_prompt", "generate_with_prefix"};
+        for (int k = 0; k < 2; k++) {
+            int want[32], prompt[32], got[32], n_got = 0;
+            int nw = json_ids(cJSON_GetObjectItem(cJSON_GetObjectItem(run, keys[k]), "ids"), want, 32);
+            int np = k == 0 ? 1 : json_ids(cJSON_GetObjectItem(run, "input_ids"), prompt, 32);
+            if (k == 0) prompt[0] = m.config.bos_id;
+            GitState s;
+            CHECK(git_state_new(&s, &m, 20, 2, &err) == 0, "%s", err.msg);
+            git_encode_image(&m, &s, pix);
+            GitDecoder gd;
+            Decoder d = git_decoder(&gd, &m, &s);
+            GenerateOptions o = generate_defaults();
+            o.sampling.greedy = 1;
+            o.eos_id = m.config.eos_id;
+            o.max_new_tokens = 20 - np; /* HF max_length counts the prompt */
+            int rc = generate(&d, prompt, np, &o, got, &n_got, &err);
+            git_state_free(&s);
+            CHECK(rc == 0, "%s", err.msg);
+            CHECK(np + n_got == nw, "run %d %s: %d ids, HF %d", r, keys[k], np + n_got, nw);
+            for (int i = 0; i < n_got; i++)
+                CHECK(got[i] == want[np + i], "run %d %s: id %d is %d, HF %d", r, keys[k], np + i, got[i], want[np + i]);
+            checked++;
+        }
+        free(pix);
+    }
+    cJSON_Delete(root);
+    st_close(&ref);
+    git_free(&m);
+    CHECK(checked == 4, "expected 4 generations, checked %d", checked);
+}
+
+void suite_git(void) {
+    RUN(t_git_radio_forward);
+    RUN(t_git_bar_forward_two_threads);
+    RUN(t_git_greedy_captions);
+}

@@ -17,6 +17,20 @@ Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *s) {
     return d;
 }
 
+static int git_decoder_forward(void *self, const int *tokens, int n, int pos, float *all_logits, Error *err) {
+    GitDecoder *gd = self;
+    return git_forward(gd->model, gd->state, tokens, n, pos, all_logits, err);
+}
+
+static float *git_decoder_logits(void *self) { return ((GitDecoder *)self)->state->logits; }
+
+Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *s) {
+    gd->model = m;
+    gd->state = s;
+    Decoder d = {gd, m->config.vocab_size, s->max_text, git_decoder_forward, git_decoder_logits};
+    return d;
+}
+
 GenerateOptions generate_defaults(void) {
     GenerateOptions o;
     memset(&o, 0, sizeof o);

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "generate/sampler.h"
+#include "models/git.h"
 #include "models/llama.h"
 
 /* What generate() needs of a model: run tokens at a position (filling its
@@ -25,6 +26,15 @@ typedef struct {
 
 /* A Decoder over a loaded LLaMA and its run state; ld must outlive it. */
 Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *s);
+
+typedef struct {
+    const Git *model;
+    GitState *state;
+} GitDecoder;
+
+/* A Decoder over GIT's text decoder; the image must be encoded first. Its
+ * positions count text tokens, [CLS] at 0. */
+Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *s);
 
 /* Called for every generated id (EOS included) before the next step;
  * returning non-zero stops generation. */
