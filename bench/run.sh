@@ -1,0 +1,78 @@
+#!/bin/sh
+# make bench: decode (tg) and prefill (pp) speed of vmed on random-weight
+# LLaMA models of real shapes, against the machine's own limits measured in
+# the same run: memory bandwidth for decoding, peak f32 FLOP/s for prefill.
+#
+#   VMED_BENCH_DIR   where the synthetic models go (default BUILD/bench-models)
+#   VMED_BENCH_7B=0  skip the LLaMA-7B F16 model (13.5 GB on disk, ~14 GB RAM)
+#   VMED_BENCH_REPS  repetitions (default 3 for 134M, 1 for 7B)
+#   LLAMA_CPP_DIR    a llama.cpp build for the side-by-side race (not used yet:
+#                    that comparison needs GGUF support)
+set -e
+BUILD=${1:-build}
+VMED=$BUILD/vmed
+DIR=${VMED_BENCH_DIR:-$BUILD/bench-models}
+OUT=$BUILD/bench-results
+NPROC=$(nproc)
+mkdir -p "$DIR" "$OUT"
+: > "$OUT/results.jsonl"
+
+echo "== machine limits"
+"$BUILD/vmed_limits" "$NPROC" | tee "$OUT/limits.txt"
+
+run_model() { # name preset dtype pp tg reps
+    name=$1
+    if [ ! -f "$DIR/$name/model.safetensors" ]; then
+        echo "== writing $name (random weights)"
+        "$VMED" synth --out "$DIR/$name" --preset "$2" --dtype "$3" --seed 1
+    fi
+    t=1
+    while [ "$t" -le "$NPROC" ]; do
+        echo "== $name, $t thread(s), pp$4 tg$5, $6 rep(s)"
+        "$VMED" bench --model "$DIR/$name" -t "$t" -p "$4" -n "$5" -r "$6" --json | tee -a "$OUT/results.jsonl"
+        t=$((t + 1))
+    done
+}
+
+run_model llama-134m-f32 134m f32 512 128 "${VMED_BENCH_REPS:-3}"
+if [ "${VMED_BENCH_7B:-1}" != 0 ]; then
+    free_kb=$(df -Pk "$DIR" | awk 'NR==2 {print $4}')
+    if [ "$free_kb" -lt 15000000 ] && [ ! -f "$DIR/llama-7b-f16/model.safetensors" ]; then
+        echo "== skipping LLaMA-7B F16: it needs 14 GB of free disk in $DIR"
+    else
+        # pp128/tg32: a 7B prefill of 512 tokens takes minutes on two cores
+        run_model llama-7b-f16 7b f16 128 32 "${VMED_BENCH_REPS:-1}"
+    fi
+fi
+
+if [ -z "$LLAMA_CPP_DIR" ]; then
+    echo "== reference: LLAMA_CPP_DIR is not set, so no llama.cpp figures in this run"
+else
+    echo "== reference: LLAMA_CPP_DIR=$LLAMA_CPP_DIR is set, but the race needs GGUF files (not supported yet)"
+fi
+
+echo "== summary"
+python3 - "$OUT/limits.txt" "$OUT/results.jsonl" <<'PY'
+import json, re, sys
+bw, peak = {}, {}
+for line in open(sys.argv[1]):
+    m = re.match(r"membw threads (\d+): ([\d.]+) GB/s", line)
+    if m: bw[int(m[1])] = float(m[2])
+    m = re.match(r"peak threads (\d+): ([\d.]+) GFLOP/s", line)
+    if m: peak[int(m[1])] = float(m[2])
+print(f"{'model':<16}{'thr':>4}{'pp tok/s':>16}{'GFLOP/s':>9}{'% peak':>8}{'tg tok/s':>16}{'GB/s':>7}{'% bw':>7}{'ceiling':>9}{'RSS GB':>8}")
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    t = r["threads"]
+    wb = r["weight_bytes_per_token"]
+    esz = {"F32": 4, "F16": 2, "BF16": 2}.get(r["dtype"], 4)
+    flops_tok = 2 * wb / esz          # two flops per weight (attention ignored)
+    gflops = r["pp_tps"] * flops_tok / 1e9
+    gbs = r["tg_tps"] * wb / 1e9
+    ceil = bw.get(t, 0) * 1e9 / wb if t in bw else 0
+    pk = peak.get(t, 0)
+    name = r["model"].rstrip("/").split("/")[-1]
+    print(f"{name:<16}{t:>4}{r['pp_tps']:>9.2f} ± {r['pp_sd']:<5.2f}{gflops:>8.1f}{100*gflops/pk if pk else 0:>7.0f}%"
+          f"{r['tg_tps']:>9.2f} ± {r['tg_sd']:<5.2f}{gbs:>6.1f}{100*gbs/bw.get(t,1e9):>6.0f}%{ceil:>9.2f}{r['peak_rss_bytes']/1e9:>8.2f}")
+print("ceiling = measured bandwidth / weight bytes per token (tokens/s); % peak = prefill GFLOP/s / measured FMA peak")
+PY
