@@ -460,10 +460,16 @@ static void t_tokenizer_hf_json_merge_ranks(void) {
     if (drc == 0) drc = tokenizer_decode(t, ids, n, 0, &raw, &err);
     free(ids);
     int vocab = tokenizer_vocab_size(t);
+    /* Metaspace adds no second "▁" before a leading space */
+    int *lead = NULL, n_lead = 0;
+    int lrc = tokenizer_encode(t, " ab", 0, &lead, &n_lead, &err);
+    int lead_ok = lrc == 0 && n_lead == 2 && lead[0] == 6 && lead[1] == 5;
+    free(lead);
     tokenizer_free(t);
     CHECK(rc == 0, "%s", err.msg);
     /* <s> ▁a b ▁a b [PAD] ▁ <unk>(zz fused) b */
     CHECK(strcmp(got, "1,6,5,6,5,9,3,0,5") == 0, "ids [%s]", got);
+    CHECK(lead_ok, "' ab' with a Metaspace pre-tokenizer: %d ids", n_lead);
     CHECK(vocab == 10, "the added [PAD] makes 10 pieces, not %d", vocab);
     CHECK(drc == 0, "%s", err.msg);
     /* skip_special drops <unk> too; the raw decode has HF's legacy spaces */

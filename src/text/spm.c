@@ -84,6 +84,7 @@ struct Tokenizer {
     int use_merges;
     MergeSlot *merges;
     size_t n_merge_slots;
+    int metaspace;         /* the prefix comes from a Metaspace pre-tokenizer */
     int prefix_first_only; /* Metaspace prepend_scheme "first" */
     int split_on_ws;       /* Metaspace split: BPE runs on each "▁word" */
 };
@@ -818,7 +819,7 @@ static int json_added_tokens(Tokenizer *t, const cJSON *added, Error *err) {
         int64_t id = -1;
         const char *content = NULL;
         int special = 0;
-        char what[64];
+        char what[sizeof t->label + 32];
         snprintf(what, sizeof what, "%s: added_tokens[%d]", t->label, k);
         if (json_get_int(a, "id", &id, 0, INT_MAX / 4, what, err) ||
             json_get_string(a, "content", &content, what, err) || json_opt_bool(a, "special", &special, what, err))
@@ -954,6 +955,7 @@ static int json_pre_tokenizer(Tokenizer *t, const cJSON *pre, Error *err) {
         return error_set(err, "%s: pre_tokenizer Metaspace replacement must be \"\xe2\x96\x81\"", t->label);
     t->escape_ws = 1;
     t->add_dummy_prefix = 1;
+    t->metaspace = 1;
     const cJSON *scheme = jget(pre, "prepend_scheme");
     const cJSON *add = jget(pre, "add_prefix_space");
     if (cJSON_IsString(scheme)) {
@@ -1482,6 +1484,8 @@ static int encode_chunk(const Tokenizer *t, const char *s, size_t n, int at_star
                         IntVec *ids) {
     if (n == 0) return 0;
     int prefix = t->add_dummy_prefix && (!t->prefix_first_only || at_start);
+    /* Metaspace adds no "▁" to text that already starts with one */
+    if (t->metaspace && (s[0] == ' ' || (n >= SPACE_SYM_LEN && memcmp(s, SPACE_SYM, SPACE_SYM_LEN) == 0))) prefix = 0;
     if (normalize(t, s, n, prefix, norm)) return -1;
     if (norm->len > INT_MAX / 2) return -1;
     segs->n = 0;
@@ -1801,8 +1805,10 @@ static int pb_put_float(Buf *b, uint32_t field, float f) {
     return pb_put_tag(b, field, 5) || buf_put(b, le, 4);
 }
 
+/* A missing special is written as an empty name, which no piece has, so
+ * the reader does not fall back to the default "<s>" and find another. */
 static int put_name(Buf *b, uint32_t field, const Tokenizer *t, int id) {
-    return id >= 0 ? pb_put_bytes(b, field, piece_str(t, id), t->len[id]) : 0;
+    return id >= 0 ? pb_put_bytes(b, field, piece_str(t, id), t->len[id]) : pb_put_bytes(b, field, "", 0);
 }
 
 static int write_trainer_spec(const Tokenizer *t, Buf *b) {
@@ -1826,9 +1832,9 @@ int tokenizer_serialize_spm(const Tokenizer *t, uint8_t **out, size_t *n, Error 
     *out = NULL;
     *n = 0;
     if (!t) return error_set(err, "tokenizer_serialize_spm: no tokenizer");
-    if (t->split_on_ws || t->prefix_first_only)
-        return error_set(err, "%s: a Metaspace pre-tokenizer with split or prepend_scheme 'first' has no "
-                              "SentencePiece equivalent", t->label);
+    if (t->metaspace)
+        return error_set(err, "%s: a tokenizer with a Metaspace pre-tokenizer has no SentencePiece equivalent",
+                         t->label);
     Buf b = {0}, sub = {0};
     int rc = 0;
     for (int id = 0; id < t->n && rc == 0; id++) {
