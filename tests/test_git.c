@@ -112,7 +112,7 @@ static void t_git_greedy_captions(void) {
             CHECK(git_state_new(&s, &m, 20, 2, &err) == 0, "%s", err.msg);
             git_encode_image(&m, &s, pix);
             GitDecoder gd;
-            Decoder d = git_decoder(&gd, &m, &s);
+            Decoder d = git_decoder(&gd, &m, &s, 1);
             GenerateOptions o = generate_defaults();
             o.sampling.greedy = 1;
             o.eos_id = m.config.eos_id;

@@ -107,7 +107,7 @@ static void check_greedy(const char *model_rel, int n_threads) {
         LlamaState s;
         CHECK(llama_state_new(&s, &m, 256, 32, n_threads, &err) == 0, "%s", err.msg);
         LlamaDecoder ld;
-        Decoder d = llama_decoder(&ld, &m, &s);
+        Decoder d = llama_decoder(&ld, &m, &s, 1);
         GenerateOptions o = generate_defaults();
         o.sampling.greedy = 1;
         o.max_new_tokens = 32;

@@ -164,7 +164,7 @@ static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f
     o.prompt_logits = pl;
     o.step_logits = gl;
     LlamaDecoder ld;
-    Decoder d = llama_decoder(&ld, &l->model, &s);
+    Decoder d = llama_decoder(&ld, &l->model, &s, 1);
     if (generate(&d, prompt, n_prompt, &o, gen, &n_gen, &err)) {
         printf("\n");
         cli_fail(cmd, err.msg);

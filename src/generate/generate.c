@@ -3,33 +3,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int llama_decoder_forward(void *self, const int *tokens, int n, int pos, float *all_logits, Error *err) {
+/* ------------------------------------------------------- model adapters */
+
+static int llama_decoder_forward(void *self, int slot, const int *tokens, int n, int pos, float *all_logits,
+                                 Error *err) {
     LlamaDecoder *ld = self;
-    return llama_forward(ld->model, ld->state, tokens, n, pos, all_logits, err);
+    return llama_forward(ld->model, &ld->states[slot], tokens, n, pos, all_logits, err);
 }
 
-static float *llama_decoder_logits(void *self) { return ((LlamaDecoder *)self)->state->logits; }
+static float *llama_decoder_logits(void *self, int slot) { return ((LlamaDecoder *)self)->states[slot].logits; }
 
-Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *s) {
+static void llama_decoder_copy(void *self, int dst, int src, int from, int to) {
+    LlamaDecoder *ld = self;
+    llama_state_copy_positions(&ld->states[dst], &ld->states[src], ld->model, from, to);
+}
+
+Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *states, int n) {
     ld->model = m;
-    ld->state = s;
-    Decoder d = {ld, m->config.vocab_size, s->n_ctx, llama_decoder_forward, llama_decoder_logits};
+    ld->states = states;
+    ld->n_states = n;
+    Decoder d = {ld, m->config.vocab_size, states[0].n_ctx, n, llama_decoder_forward, llama_decoder_logits,
+                 llama_decoder_copy};
     return d;
 }
 
-static int git_decoder_forward(void *self, const int *tokens, int n, int pos, float *all_logits, Error *err) {
+static int git_decoder_forward(void *self, int slot, const int *tokens, int n, int pos, float *all_logits, Error *err) {
     GitDecoder *gd = self;
-    return git_forward(gd->model, gd->state, tokens, n, pos, all_logits, err);
+    return git_forward(gd->model, &gd->states[slot], tokens, n, pos, all_logits, err);
 }
 
-static float *git_decoder_logits(void *self) { return ((GitDecoder *)self)->state->logits; }
+static float *git_decoder_logits(void *self, int slot) { return ((GitDecoder *)self)->states[slot].logits; }
 
-Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *s) {
+static void git_decoder_copy(void *self, int dst, int src, int from, int to) {
+    GitDecoder *gd = self;
+    git_state_copy_text(&gd->states[dst], &gd->states[src], gd->model, from, to);
+}
+
+Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *states, int n) {
     gd->model = m;
-    gd->state = s;
-    Decoder d = {gd, m->config.vocab_size, s->max_text, git_decoder_forward, git_decoder_logits};
+    gd->states = states;
+    gd->n_states = n;
+    Decoder d = {gd, m->config.vocab_size, states[0].max_text, n, git_decoder_forward, git_decoder_logits,
+                 git_decoder_copy};
     return d;
 }
+
+/* ------------------------------------------------------- sampling loop */
 
 GenerateOptions generate_defaults(void) {
     GenerateOptions o;
@@ -40,14 +59,19 @@ GenerateOptions generate_defaults(void) {
     return o;
 }
 
-int generate(const Decoder *d, const int *prompt, int n_prompt, const GenerateOptions *o, int *out_ids,
-             int *n_out, Error *err) {
-    *n_out = 0;
+static int check_prompt(const Decoder *d, int n_prompt, int max_new, Error *err) {
     if (n_prompt < 1) return error_set(err, "the prompt is empty: at least one token (BOS) is needed");
     if (n_prompt >= d->n_ctx)
         return error_set(err, "the prompt is %d tokens but the context holds %d; shorten it or raise the context",
                          n_prompt, d->n_ctx);
-    if (o->max_new_tokens < 0) return error_set(err, "max_new_tokens %d must be >= 0", o->max_new_tokens);
+    if (max_new < 0) return error_set(err, "max_new_tokens %d must be >= 0", max_new);
+    return 0;
+}
+
+int generate(const Decoder *d, const int *prompt, int n_prompt, const GenerateOptions *o, int *out_ids,
+             int *n_out, Error *err) {
+    *n_out = 0;
+    if (check_prompt(d, n_prompt, o->max_new_tokens, err)) return -1;
     Sampler sampler;
     if (sampler_init(&sampler, &o->sampling, d->vocab_size, err)) return -1;
     size_t V = (size_t)d->vocab_size;
@@ -59,12 +83,12 @@ int generate(const Decoder *d, const int *prompt, int n_prompt, const GenerateOp
     }
     memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
     int n_hist = n_prompt, rc = 0;
-    if (d->forward(d->self, prompt, n_prompt, 0, o->prompt_logits, err)) {
+    if (d->forward(d->self, 0, prompt, n_prompt, 0, o->prompt_logits, err)) {
         rc = -1;
         goto done;
     }
     for (int step = 0; step < o->max_new_tokens; step++) {
-        float *logits = d->logits(d->self);
+        float *logits = d->logits(d->self, 0);
         if (o->step_logits) memcpy(o->step_logits + (size_t)step * V, logits, V * sizeof(float));
         int id = sampler_next(&sampler, logits, hist, n_hist);
         out_ids[(*n_out)++] = id;
@@ -73,7 +97,7 @@ int generate(const Decoder *d, const int *prompt, int n_prompt, const GenerateOp
         if (id == o->eos_id) break;
         if (step + 1 == o->max_new_tokens) break;
         if (n_hist >= d->n_ctx) break; /* context full: stop, like running out of max_length */
-        if (d->forward(d->self, &id, 1, n_hist - 1, NULL, err)) {
+        if (d->forward(d->self, 0, &id, 1, n_hist - 1, NULL, err)) {
             rc = -1;
             break;
         }

@@ -1,6 +1,6 @@
-/* The generation loop, shared by every decoder: prefill the prompt, then
- * pick, stream and feed back one token at a time until EOS, a stop request
- * from the callback, max_new_tokens or the end of the context. */
+/* Generation, shared by every decoder: sampling or greedy decoding (prefill
+ * the prompt, then pick, stream and feed back one token at a time), and
+ * beam search as HF generate(num_beams=N) does it. */
 #ifndef VMED_GENERATE_GENERATE_H
 #define VMED_GENERATE_GENERATE_H
 
@@ -9,32 +9,40 @@
 #include "models/git.h"
 #include "models/llama.h"
 
-/* What generate() needs of a model: run tokens at a position (filling its
- * cache) and hand back the last row of logits; optionally all rows. */
+/* What generation needs of a model. A decoder holds n_slots independent
+ * sequences (one KV cache each): sampling uses slot 0, beam search one slot
+ * per beam. forward runs tokens at positions pos.. of a slot and leaves the
+ * last row of logits for logits(); all_logits, when not NULL, gets every
+ * row. copy_rows copies the cached positions [from, to) of one slot into
+ * another when beams are reordered. */
 typedef struct {
     void *self;
     int vocab_size;
     int n_ctx;
-    int (*forward)(void *self, const int *tokens, int n, int pos, float *all_logits, Error *err);
-    float *(*logits)(void *self);
+    int n_slots;
+    int (*forward)(void *self, int slot, const int *tokens, int n, int pos, float *all_logits, Error *err);
+    float *(*logits)(void *self, int slot);
+    void (*copy_rows)(void *self, int dst, int src, int from, int to);
 } Decoder;
 
 typedef struct {
     const Llama *model;
-    LlamaState *state;
+    LlamaState *states;
+    int n_states;
 } LlamaDecoder;
 
-/* A Decoder over a loaded LLaMA and its run state; ld must outlive it. */
-Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *s);
+/* A Decoder over a loaded LLaMA and n run states (1 unless beam search). */
+Decoder llama_decoder(LlamaDecoder *ld, const Llama *m, LlamaState *states, int n);
 
 typedef struct {
     const Git *model;
-    GitState *state;
+    GitState *states;
+    int n_states;
 } GitDecoder;
 
-/* A Decoder over GIT's text decoder; the image must be encoded first. Its
- * positions count text tokens, [CLS] at 0. */
-Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *s);
+/* A Decoder over GIT's text decoder; every state must hold the encoded
+ * image (git_copy_image). Positions count text tokens, [CLS] at 0. */
+Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *states, int n);
 
 /* Called for every generated id (EOS included) before the next step;
  * returning non-zero stops generation. */
@@ -57,8 +65,25 @@ GenerateOptions generate_defaults(void);
 
 /* out_ids must hold max_new_tokens ids; *n_out gets the count (EOS, when
  * produced, is the last). A prompt that leaves no room in the context is an
- * error naming both lengths. */
+ * error naming both lengths. Uses slot 0. */
 int generate(const Decoder *d, const int *prompt, int n_prompt, const GenerateOptions *o, int *out_ids,
              int *n_out, Error *err);
+
+typedef struct {
+    int num_beams;
+    int max_new_tokens;   /* HF max_length = prompt + this */
+    float length_penalty; /* score = sum logprob / generated_len^length_penalty (HF default 1) */
+    int early_stopping;   /* HF early_stopping=True: stop once num_beams hypotheses ended */
+    int eos_id;
+} BeamOptions;
+
+BeamOptions beam_defaults(void);
+
+/* HF beam search (transformers 4.36 BeamSearchScorer, batch 1, one
+ * returned sequence): out_ids gets the new ids of the best hypothesis, with
+ * EOS appended when it ended before max_length, as HF does; *score its
+ * length-normalised log-probability. Needs d->n_slots >= num_beams. */
+int beam_search(const Decoder *d, const int *prompt, int n_prompt, const BeamOptions *o, int *out_ids, int *n_out,
+                float *score, Error *err);
 
 #endif

@@ -179,6 +179,24 @@ void git_encode_image(const Git *m, GitState *s, const float *pixels) {
     for (int l = 0; l < c->n_layers; l++) decoder_layer(m, s, l, s->n_img, 0);
 }
 
+static void copy_cache_rows(GitState *dst, const GitState *src, const Git *m, int row0, int row1) {
+    const GitConfig *c = &m->config;
+    size_t D = (size_t)c->dim, ctx = (size_t)(src->n_img + src->max_text);
+    for (int l = 0; l < c->n_layers && row1 > row0; l++) {
+        size_t off = ((size_t)l * ctx + (size_t)row0) * D, bytes = (size_t)(row1 - row0) * D * sizeof(float);
+        memcpy(dst->key_cache + off, src->key_cache + off, bytes);
+        memcpy(dst->value_cache + off, src->value_cache + off, bytes);
+    }
+}
+
+void git_state_copy_image(GitState *dst, const GitState *src, const Git *m) {
+    copy_cache_rows(dst, src, m, 0, src->n_img);
+}
+
+void git_state_copy_text(GitState *dst, const GitState *src, const Git *m, int from, int to) {
+    copy_cache_rows(dst, src, m, src->n_img + from, src->n_img + to);
+}
+
 int git_forward(const Git *m, GitState *s, const int *tokens, int n, int pos, float *all_logits, Error *err) {
     const GitConfig *c = &m->config;
     const GitWeights *w = &m->weights;

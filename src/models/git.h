@@ -62,6 +62,12 @@ void git_state_free(GitState *s);
  * the projected tokens. */
 void git_encode_image(const Git *m, GitState *s, const float *pixels);
 
+/* Copies the image rows of every layer's cache (an encoded image) from src
+ * to dst, so several beams share one encoding. */
+void git_state_copy_image(GitState *dst, const GitState *src, const Git *m);
+/* Copies the cached text positions [from, to) of every layer. */
+void git_state_copy_text(GitState *dst, const GitState *src, const Git *m, int from, int to);
+
 /* Runs text tokens at text positions pos..pos+n-1 (0 = the [CLS]) after an
  * encoded image. all_logits, when not NULL, gets n rows of logits. */
 int git_forward(const Git *m, GitState *s, const int *tokens, int n, int pos, float *all_logits, Error *err);

@@ -219,6 +219,16 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     }
 }
 
+void llama_state_copy_positions(LlamaState *dst, const LlamaState *src, const Llama *m, int from, int to) {
+    const LlamaConfig *c = &m->config;
+    size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim, bytes = (size_t)(to - from) * kv_dim * sizeof(float);
+    for (int l = 0; l < c->n_layers && to > from; l++) {
+        size_t off = ((size_t)l * src->n_ctx + (size_t)from) * kv_dim;
+        memcpy(dst->key_cache + off, src->key_cache + off, bytes);
+        memcpy(dst->value_cache + off, src->value_cache + off, bytes);
+    }
+}
+
 int llama_forward(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits, Error *err) {
     const LlamaConfig *c = &m->config;
     if (n < 1) return error_set(err, "nothing to run: 0 tokens");

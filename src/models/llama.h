@@ -62,6 +62,10 @@ void llama_state_free(LlamaState *s);
 int llama_forward(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits,
                   Error *err);
 
+/* Copies the cached keys and values of positions [from, to) of every layer
+ * from src to dst (beam search reorders beams this way). */
+void llama_state_copy_positions(LlamaState *dst, const LlamaState *src, const Llama *m, int from, int to);
+
 /* Bytes of weights one decoded token reads (for bandwidth ceilings). */
 size_t llama_weight_bytes(const Llama *m);
 
