@@ -1031,14 +1031,11 @@ static int load_hf_json_tree(Tokenizer *t, const cJSON *root, Error *err) {
     return 0;
 }
 
-int tokenizer_load_hf_json(Tokenizer **out, const char *path, Error *err) {
-    *out = NULL;
-    cJSON *root;
-    if (json_load_file(&root, path, MAX_JSON_BYTES, err)) return -1;
-    Tokenizer *t = tok_new(path);
+static int load_hf_json_root(Tokenizer **out, cJSON *root, const char *label, Error *err) {
+    Tokenizer *t = tok_new(label);
     if (!t) {
         cJSON_Delete(root);
-        return error_set(err, "%s: out of memory", path);
+        return error_set(err, "%s: out of memory", label);
     }
     int rc = load_hf_json_tree(t, root, err);
     cJSON_Delete(root);
@@ -1048,6 +1045,23 @@ int tokenizer_load_hf_json(Tokenizer **out, const char *path, Error *err) {
     }
     *out = t;
     return 0;
+}
+
+int tokenizer_load_hf_json(Tokenizer **out, const char *path, Error *err) {
+    *out = NULL;
+    cJSON *root;
+    if (json_load_file(&root, path, MAX_JSON_BYTES, err)) return -1;
+    return load_hf_json_root(out, root, path, err);
+}
+
+int tokenizer_load_hf_json_buffer(Tokenizer **out, const char *text, size_t n, const char *label, Error *err) {
+    *out = NULL;
+    if (!label) label = "tokenizer.json";
+    if (n > MAX_JSON_BYTES)
+        return error_set(err, "%s: %zu bytes is more than the %zu allowed", label, n, MAX_JSON_BYTES);
+    cJSON *root;
+    if (json_parse(&root, text ? text : "", text ? n : 0, label, err)) return -1;
+    return load_hf_json_root(out, root, label, err);
 }
 
 /* ------------------------------------------------------ normalisation */
@@ -1835,6 +1849,12 @@ int tokenizer_serialize_spm(const Tokenizer *t, uint8_t **out, size_t *n, Error 
     if (t->metaspace)
         return error_set(err, "%s: a tokenizer with a Metaspace pre-tokenizer has no SentencePiece equivalent",
                          t->label);
+    /* what sentencepiece insists on when it loads a model */
+    if (t->unk_id < 0) return error_set(err, "%s: cannot write a SentencePiece model without an unk piece", t->label);
+    for (int b = 0; b < 256 && t->byte_fallback; b++)
+        if (t->byte_id[b] < 0)
+            return error_set(err, "%s: cannot write a SentencePiece model with byte_fallback but no piece <0x%02X>",
+                             t->label, b);
     Buf b = {0}, sub = {0};
     int rc = 0;
     for (int id = 0; id < t->n && rc == 0; id++) {

@@ -59,6 +59,8 @@ int tokenizer_load_spm_buffer(Tokenizer **out, const uint8_t *data, size_t n, co
  * byte_fallback; normalizer Prepend("▁") + Replace(" ", "▁") or a Metaspace
  * pre-tokenizer; added_tokens are split out of the text like <s>. */
 int tokenizer_load_hf_json(Tokenizer **out, const char *path, Error *err);
+/* The same from n bytes of JSON text; label names it in messages. */
+int tokenizer_load_hf_json_buffer(Tokenizer **out, const char *text, size_t n, const char *label, Error *err);
 void tokenizer_free(Tokenizer *t);
 
 int tokenizer_vocab_size(const Tokenizer *t);
