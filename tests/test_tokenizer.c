@@ -656,6 +656,69 @@ static void t_tokenizer_unigram_pix2struct(void) {
 
 /* ------------------------------------------------------------ bad input */
 
+/* A hand-written ModelProto: (piece, score, type) entries, then a
+ * trainer_spec with model_type BPE and the given whitespace options. */
+typedef struct {
+    const char *piece;
+    float score;
+    int type;
+} PieceSpec;
+
+static size_t pb_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    do {
+        p[n] = (uint8_t)(v & 0x7F);
+        v >>= 7;
+        if (v) p[n] |= 0x80;
+        n++;
+    } while (v);
+    return n;
+}
+
+static size_t pb_bytes(uint8_t *p, int field, const void *data, size_t len) {
+    size_t n = pb_varint(p, (uint64_t)field << 3 | 2);
+    n += pb_varint(p + n, len);
+    memcpy(p + n, data, len);
+    return n + len;
+}
+
+static size_t make_model(uint8_t *out, const PieceSpec *ps, int n_pieces, int ws_suffix, int remove_extra) {
+    size_t o = 0;
+    for (int i = 0; i < n_pieces; i++) {
+        uint8_t sub[256];
+        size_t k = pb_bytes(sub, 1, ps[i].piece, strlen(ps[i].piece));
+        sub[k++] = 0x15;
+        memcpy(sub + k, &ps[i].score, 4); /* little-endian host assumed, as everywhere in vmed */
+        k += 4;
+        sub[k++] = 0x18;
+        sub[k++] = (uint8_t)ps[i].type;
+        o += pb_bytes(out + o, 1, sub, k);
+    }
+    uint8_t trainer[16] = {0x18, 0x02}, normalizer[32];
+    size_t tk = 2, nk = pb_bytes(normalizer, 1, "identity", 8);
+    if (ws_suffix) trainer[tk++] = 0xC0, trainer[tk++] = 0x01, trainer[tk++] = 0x01; /* field 24 */
+    normalizer[nk++] = 0x20; /* field 4: remove_extra_whitespaces */
+    normalizer[nk++] = (uint8_t)remove_extra;
+    o += pb_bytes(out + o, 2, trainer, tk);
+    o += pb_bytes(out + o, 3, normalizer, nk);
+    return o;
+}
+
+static int pieces_are(const Tokenizer *t, const char *text, const char *want, char *got, size_t cap) {
+    int *ids, n;
+    Error err;
+    got[0] = 0;
+    if (tokenizer_encode(t, text, 0, &ids, &n, &err)) {
+        snprintf(got, cap, "%s", err.msg);
+        return 0;
+    }
+    size_t o = 0;
+    for (int i = 0; i < n && o + 64 < cap; i++) o += (size_t)snprintf(got + o, cap - o, "%s|", tokenizer_piece(t, ids[i]));
+    free(ids);
+    return strcmp(got, want) == 0;
+}
+
+
 static int spm_load_fails(const char *name, const void *data, size_t n, const char *w1, const char *w2, char *msg,
                           size_t cap) {
     const char *path = test_write_file(name, data, n);
@@ -712,6 +775,16 @@ static void t_tokenizer_bad_models(void) {
     CHECK(spm_load_fails("emptypiece.model", empty_piece, sizeof empty_piece, "piece 0 is empty", NULL, msg,
                          sizeof msg),
           "%s", msg);
+    /* a piece longer than any sentencepiece trainer makes */
+    uint8_t longp[3000 + 16];
+    size_t lk = 0;
+    longp[lk++] = 0x0A;
+    lk += pb_varint(longp + lk, 3000 + 3);
+    longp[lk++] = 0x0A;
+    lk += pb_varint(longp + lk, 3000);
+    memset(longp + lk, 'x', 3000);
+    lk += 3000;
+    CHECK(spm_load_fails("long.model", longp, lk, "3000 bytes long", "more than 2048", msg, sizeof msg), "%s", msg);
     /* a varint that never ends */
     static const uint8_t endless[] = {0x0A, 0xFF, 0xFF, 0xFF};
     CHECK(spm_load_fails("endless.model", endless, sizeof endless, "truncated", NULL, msg, sizeof msg), "%s", msg);
@@ -721,6 +794,39 @@ static void t_tokenizer_bad_models(void) {
     snprintf(nowhere, sizeof nowhere, "%s/does-not-exist.model", test_tmpdir());
     CHECK(tokenizer_load_spm(&t, nowhere, &err) != 0 && strstr(err.msg, "does-not-exist.model"), "missing file: %s",
           err.msg);
+}
+
+/* Expected pieces are what python sentencepiece 0.1.97 gives for the same
+ * model: an UNUSED piece that BPE forms ("▁ab") is split back into the
+ * pair it came from; a USER_DEFINED piece is never merged with its
+ * neighbours; treat_whitespace_as_suffix puts "▁" at the end;
+ * remove_extra_whitespaces collapses and trims spaces. */
+static void t_tokenizer_spm_options(void) {
+    static const PieceSpec ps[] = {
+        {"<unk>", 0, PIECE_UNKNOWN}, {"<s>", 0, PIECE_CONTROL},      {"</s>", 0, PIECE_CONTROL},
+        {"\xe2\x96\x81", -1, PIECE_NORMAL}, {"a", -2, PIECE_NORMAL},       {"b", -3, PIECE_NORMAL},
+        {"c", -4, PIECE_NORMAL},       {"ab", -0.5f, PIECE_NORMAL},  {"\xe2\x96\x81" "ab", 0.5f, PIECE_UNUSED},
+        {"[MASK]", 0, PIECE_USER_DEFINED}, {"abc", -0.25f, PIECE_NORMAL}, {"\xe2\x96\x81" "c", -0.75f, PIECE_NORMAL},
+    };
+    uint8_t buf[1024];
+    char got[512];
+    Error err;
+    Tokenizer *plain, *suffix;
+    size_t n = make_model(buf, ps, (int)(sizeof ps / sizeof ps[0]), 0, 1);
+    CHECK(tokenizer_load_spm_buffer(&plain, buf, n, "plain.model", &err) == 0, "%s", err.msg);
+    int ok1 = pieces_are(plain, "ab abc cab", "\xe2\x96\x81|ab|\xe2\x96\x81|ab|c|\xe2\x96\x81" "c|ab|", got, sizeof got);
+    char got1[512];
+    snprintf(got1, sizeof got1, "%s", got);
+    int ok2 = ok1 && pieces_are(plain, "[MASK]ab", "\xe2\x96\x81|[MASK]|ab|", got, sizeof got);
+    int ok3 = ok2 && pieces_are(plain, "  ab  ab ", "\xe2\x96\x81|ab|\xe2\x96\x81|ab|", got, sizeof got);
+    tokenizer_free(plain);
+    CHECK(ok1, "UNUSED resegmentation: %s", got1);
+    CHECK(ok2 && ok3, "user-defined / extra spaces: %s", got);
+    n = make_model(buf, ps, (int)(sizeof ps / sizeof ps[0]), 1, 1);
+    CHECK(tokenizer_load_spm_buffer(&suffix, buf, n, "suffix.model", &err) == 0, "%s", err.msg);
+    int ok4 = pieces_are(suffix, "ab [MASK]abc  cab", "ab|\xe2\x96\x81|[MASK]|abc|\xe2\x96\x81" "c|ab|\xe2\x96\x81|", got, sizeof got);
+    tokenizer_free(suffix);
+    CHECK(ok4, "treat_whitespace_as_suffix: %s", got);
 }
 
 static void t_tokenizer_truncated_llama(void) {
@@ -833,6 +939,7 @@ void suite_tokenizer(void) {
     RUN(t_tokenizer_synthetic);
     RUN(t_tokenizer_unigram_pix2struct);
     RUN(t_tokenizer_bad_models);
+    RUN(t_tokenizer_spm_options);
     RUN(t_tokenizer_truncated_llama);
     RUN(t_tokenizer_mutated_models_never_crash);
     RUN(t_tokenizer_bad_calls);

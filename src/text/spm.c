@@ -15,7 +15,6 @@
 
 #include <float.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,10 @@ enum {
  * (256k pieces) are ~20 MB and their tokenizer.json ~40 MB. */
 #define MAX_MODEL_BYTES ((size_t)1 << 30)
 #define MAX_JSON_BYTES ((size_t)512 << 20)
+/* sentencepiece's trainer makes pieces of at most 512 characters (2048
+ * bytes); longer ones could only be hand-made, and refusing them bounds
+ * the work of every scan over growing piece lengths. */
+#define MAX_PIECE_BYTES 2048
 /* Text longer than this is refused by the encoder (positions are ints). */
 #define MAX_TEXT_BYTES ((size_t)1 << 28)
 
@@ -60,6 +63,8 @@ struct Tokenizer {
     size_t blob_len, blob_cap;
     int32_t *slots; /* open-addressing index piece -> id, -1 empty */
     size_t n_slots;
+    uint32_t *prefixes; /* fingerprints of every prefix of a mergeable piece, 0 empty */
+    size_t n_prefix_slots;
 
     int model_type;
     int byte_fallback;
@@ -173,13 +178,16 @@ static int utf8_lead_len(const char *s, size_t n) {
     return (int)(l < n ? l : n);
 }
 
+/* FNV-1a, one byte at a time, so the hashes of s[0..1], s[0..2], ... come
+ * in one pass; hash_final mixes the state into the value tables use. */
+#define HASH_SEED 1469598103934665603ull
+static uint64_t hash_step(uint64_t h, char c) { return (h ^ (unsigned char)c) * 1099511628211ull; }
+static uint64_t hash_final(uint64_t h) { return h ^ (h >> 29); }
+
 static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h ^ (h >> 29);
+    uint64_t h = HASH_SEED;
+    for (size_t i = 0; i < n; i++) h = hash_step(h, s[i]);
+    return hash_final(h);
 }
 
 /* A piece for a message: control characters escaped, cut at 40 bytes. */
@@ -237,6 +245,7 @@ void tokenizer_free(Tokenizer *t) {
     free(t->flags);
     free(t->blob);
     free(t->slots);
+    free(t->prefixes);
     free(t->charsmap);
     free(t->merges);
     free(t);
@@ -259,7 +268,12 @@ static int tok_add_piece(Tokenizer *t, const char *s, size_t n, float score, int
         if (!off || !len || !sc || !ty || !fl) return error_set(err, "%s: out of memory for %d pieces", t->label, cap);
         t->cap = cap;
     }
-    if (n > UINT32_MAX / 2 || t->blob_len + n + 1 > UINT32_MAX)
+    if (n > MAX_PIECE_BYTES) {
+        char b[200];
+        return error_set(err, "%s: piece %d '%s' is %zu bytes long; pieces of more than %d bytes are refused", t->label,
+                         t->n, show(b, sizeof b, s, n), n, MAX_PIECE_BYTES);
+    }
+    if (t->blob_len + n + 1 > UINT32_MAX)
         return error_set(err, "%s: the pieces hold more than 4 GB of text", t->label);
     if (t->blob_len + n + 1 > t->blob_cap) {
         size_t cap = t->blob_cap ? t->blob_cap : 1 << 16;
@@ -283,19 +297,76 @@ static int tok_add_piece(Tokenizer *t, const char *s, size_t n, float score, int
 
 static const char *piece_str(const Tokenizer *t, int id) { return t->blob + t->off[id]; }
 
-static int lookup(const Tokenizer *t, const char *s, size_t n) {
+/* Pieces BPE may form and Unigram may choose: sentencepiece's pieces_ map. */
+static int is_mergeable(int type) {
+    return type == PIECE_NORMAL || type == PIECE_USER_DEFINED || type == PIECE_UNUSED;
+}
+
+/* The id of the piece s[0..n) whose hash_bytes is h, or -1. */
+static int lookup_hashed(const Tokenizer *t, const char *s, size_t n, uint64_t h) {
     if (!t->slots) return -1;
     size_t mask = t->n_slots - 1;
-    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         int id = t->slots[i];
         if (id < 0) return -1;
         if (t->len[id] == n && memcmp(piece_str(t, id), s, n) == 0) return id;
     }
 }
 
-/* Pieces BPE may form and Unigram may choose: sentencepiece's pieces_ map. */
-static int is_mergeable(int type) {
-    return type == PIECE_NORMAL || type == PIECE_USER_DEFINED || type == PIECE_UNUSED;
+static int lookup(const Tokenizer *t, const char *s, size_t n) { return lookup_hashed(t, s, n, hash_bytes(s, n)); }
+
+/* The prefix set lets a scan over growing lengths stop where no piece
+ * continues, as sentencepiece's trie does, instead of trying every length
+ * up to the longest piece. A fingerprint collision only costs a few more
+ * steps. */
+static uint32_t prefix_fp(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
+
+static int has_prefix(const Tokenizer *t, uint64_t h) {
+    size_t mask = t->n_prefix_slots - 1;
+    uint32_t fp = prefix_fp(h);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        if (t->prefixes[i] == 0) return 0;
+        if (t->prefixes[i] == fp) return 1;
+    }
+}
+
+static int build_prefixes(Tokenizer *t, Error *err) {
+    size_t total = 0;
+    for (int id = 0; id < t->n; id++)
+        if (is_mergeable(t->type[id])) total += t->len[id];
+    size_t want = 16;
+    while (want < total * 2) want *= 2;
+    free(t->prefixes);
+    t->prefixes = calloc(want, sizeof *t->prefixes);
+    if (!t->prefixes) return error_set(err, "%s: out of memory for the prefix index", t->label);
+    t->n_prefix_slots = want;
+    for (int id = 0; id < t->n; id++) {
+        if (!is_mergeable(t->type[id])) continue;
+        const char *s = piece_str(t, id);
+        uint64_t h = HASH_SEED;
+        for (size_t l = 0; l < t->len[id]; l++) {
+            h = hash_step(h, s[l]);
+            uint64_t f = hash_final(h);
+            size_t i = f & (want - 1);
+            while (t->prefixes[i] != 0 && t->prefixes[i] != prefix_fp(f)) i = (i + 1) & (want - 1);
+            t->prefixes[i] = prefix_fp(f);
+        }
+    }
+    return 0;
+}
+
+/* The longest USER_DEFINED piece at the start of s[0..n), 0 if none. */
+static size_t match_user_defined(const Tokenizer *t, const char *s, size_t n) {
+    size_t best = 0;
+    uint64_t h = HASH_SEED;
+    for (size_t l = 1; l <= n && l <= (size_t)t->max_user_len; l++) {
+        h = hash_step(h, s[l - 1]);
+        uint64_t f = hash_final(h);
+        if (!has_prefix(t, f)) break;
+        int id = lookup_hashed(t, s, l, f);
+        if (id >= 0 && t->type[id] == PIECE_USER_DEFINED) best = l;
+    }
+    return best;
 }
 
 static int lookup_mergeable(const Tokenizer *t, const char *s, size_t n) {
@@ -343,7 +414,7 @@ static int build_index(Tokenizer *t, Error *err) {
 /* After the pieces are in: the index, byte ids, lengths and score range. */
 static int finish_pieces(Tokenizer *t, Error *err) {
     if (t->n == 0) return error_set(err, "%s: the model has no pieces (empty vocabulary)", t->label);
-    if (build_index(t, err)) return -1;
+    if (build_index(t, err) || build_prefixes(t, err)) return -1;
     t->max_len = 0;
     t->max_user_len = 0;
     t->min_score = FLT_MAX;
@@ -1111,13 +1182,11 @@ static size_t charsmap_match(const Tokenizer *t, const char *s, size_t n, const 
  * and how many bytes of s it stands for. */
 static void normalize_prefix(const Tokenizer *t, const char *s, size_t n, const char **rep, size_t *rep_len,
                              size_t *consumed) {
-    for (size_t l = (size_t)t->max_user_len < n ? (size_t)t->max_user_len : n; l > 0; l--) {
-        int id = lookup(t, s, l);
-        if (id >= 0 && t->type[id] == PIECE_USER_DEFINED) {
-            *rep = s;
-            *rep_len = *consumed = l;
-            return;
-        }
+    size_t user = t->max_user_len ? match_user_defined(t, s, n) : 0;
+    if (user) {
+        *rep = s;
+        *rep_len = *consumed = user;
+        return;
     }
     if (t->charsmap) {
         size_t l = charsmap_match(t, s, n, rep, rep_len);
@@ -1326,15 +1395,8 @@ static int bpe_try_pair(Bpe *b, int l, int r) {
 static int split_symbols(const Tokenizer *t, const char *s, int n, Sym *sym) {
     int count = 0;
     for (int pos = 0; pos < n;) {
-        int len = 0, frozen = 0;
-        for (int l = t->max_user_len < n - pos ? t->max_user_len : n - pos; l > 0; l--) {
-            int id = lookup(t, s + pos, (size_t)l);
-            if (id >= 0 && t->type[id] == PIECE_USER_DEFINED) {
-                len = l;
-                frozen = 1;
-                break;
-            }
-        }
+        int len = t->max_user_len ? (int)match_user_defined(t, s + pos, (size_t)(n - pos)) : 0;
+        int frozen = len > 0;
         if (!len) len = utf8_lead_len(s + pos, (size_t)(n - pos));
         sym[count] = (Sym){pos, len, count - 1, -1, -1, frozen};
         if (count > 0) sym[count - 1].next = count;
@@ -1346,33 +1408,35 @@ static int split_symbols(const Tokenizer *t, const char *s, int n, Sym *sym) {
 }
 
 /* Appends the final pieces of one BPE symbol, splitting UNUSED pieces back
- * into the pair they came from. */
+ * into the pair they came from. Each split shortens the span, so the stack
+ * never holds more than len + 1 spans. */
 static int bpe_emit(Bpe *b, int start, int len, int id, SegVec *out) {
     const Tokenizer *t = b->t;
-    if (t->use_merges) return seg_push(out, start, len, id);
-    /* an explicit stack instead of recursion: depth is bounded by len */
-    int stack[64][2];
-    int top = 0;
+    if (t->use_merges || id < 0 || t->type[id] != PIECE_UNUSED) return seg_push(out, start, len, id);
+    int(*stack)[2] = malloc(((size_t)len + 1) * sizeof *stack);
+    if (!stack) return -1;
+    int top = 0, rc = 0;
     stack[top][0] = start;
     stack[top][1] = len;
     top++;
-    while (top > 0) {
+    while (top > 0 && rc == 0) {
         top--;
         int st = stack[top][0], ln = stack[top][1];
         int pid = lookup_mergeable(t, b->s + st, (size_t)ln);
         int left = pid >= 0 && t->type[pid] == PIECE_UNUSED ? rev_get(&b->rev, pid) : -1;
-        if (left <= 0 || left >= ln || top + 2 > 64) {
-            if (seg_push(out, st, ln, pid)) return -1;
+        if (left <= 0 || left >= ln) {
+            rc = seg_push(out, st, ln, pid);
             continue;
         }
-        stack[top][0] = st + left; /* right half after the left half */
+        stack[top][0] = st + left; /* the right half comes out after the left */
         stack[top][1] = ln - left;
         top++;
         stack[top][0] = st;
         stack[top][1] = left;
         top++;
     }
-    return 0;
+    free(stack);
+    return rc;
 }
 
 static int bpe_segment(const Tokenizer *t, const char *s, int n, SegVec *out) {
@@ -1425,8 +1489,12 @@ static int unigram_segment(const Tokenizer *t, const char *s, int n, SegVec *out
         int mblen = utf8_lead_len(s + start, (size_t)(n - start));
         int has_single = 0;
         int max = t->max_len < n - start ? t->max_len : n - start;
+        uint64_t h = HASH_SEED;
         for (int len = 1; len <= max; len++) {
-            int id = lookup(t, s + start, (size_t)len);
+            h = hash_step(h, s[start + len - 1]);
+            uint64_t f = hash_final(h);
+            if (!has_prefix(t, f)) break; /* no piece goes on from here */
+            int id = lookup_hashed(t, s + start, (size_t)len, f);
             if (id < 0 || !is_mergeable(t->type[id]) || t->type[id] == PIECE_UNUSED) continue;
             /* float product, double sum: the types sentencepiece uses */
             double score = t->type[id] == PIECE_USER_DEFINED ? (double)((float)len * t->max_score) - 0.1
