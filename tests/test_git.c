@@ -133,7 +133,57 @@ static void t_git_greedy_captions(void) {
     CHECK(checked == 4, "expected 4 generations, checked %d", checked);
 }
 
+/* Beam search against HF generate(num_beams=N) on the same checkpoint
+ * (tests/data/beam_refs.json, made by tests/data/make_beam_refs.py). */
+static void t_git_beam_search_matches_hf(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    NEED_FIXTURE(fwd, "git-tiny/ref/forward.safetensors");
+    Error err;
+    cJSON *root;
+    CHECK(json_load_file(&root, VMED_SOURCE_DIR "/tests/data/beam_refs.json", 1 << 22, &err) == 0, "%s", err.msg);
+    Git m;
+    CHECK(git_load(&m, dir, &err) == 0, "%s", err.msg);
+    SafeTensors ref;
+    CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
+    GitState s[5];
+    for (int i = 0; i < 5; i++) CHECK(git_state_new(&s[i], &m, 20, 1, &err) == 0, "%s", err.msg);
+    int checked = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "git")) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.pixel_values", cJSON_GetStringValue(cJSON_GetObjectItem(c, "image")));
+        const StTensor *pv = st_find(&ref, name);
+        float *pix = malloc(pv->nbytes);
+        memcpy(pix, pv->data, pv->nbytes);
+        git_encode_image(&m, &s[0], pix);
+        free(pix);
+        for (int i = 1; i < 5; i++) git_state_copy_image(&s[i], &s[0], &m);
+        BeamOptions o = beam_defaults();
+        o.num_beams = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "num_beams"));
+        o.length_penalty = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "length_penalty"));
+        o.early_stopping = cJSON_IsTrue(cJSON_GetObjectItem(c, "early_stopping"));
+        o.eos_id = m.config.eos_id;
+        o.max_new_tokens = 20 - 1;
+        int want[32], got[32], n_got = 0, prompt = m.config.bos_id;
+        int nw = json_ids(cJSON_GetObjectItem(c, "ids"), want, 32);
+        GitDecoder gd;
+        Decoder d = git_decoder(&gd, &m, s, 5);
+        CHECK(beam_search(&d, &prompt, 1, &o, got, &n_got, NULL, &err) == 0, "%s", err.msg);
+        CHECK(n_got + 1 == nw, "case %d (beams %d): %d ids, HF %d", checked, o.num_beams, n_got + 1, nw);
+        for (int i = 0; i < n_got; i++)
+            CHECK(got[i] == want[i + 1], "case %d (beams %d): id %d is %d, HF %d", checked, o.num_beams, i + 1,
+                  got[i], want[i + 1]);
+        checked++;
+    }
+    for (int i = 0; i < 5; i++) git_state_free(&s[i]);
+    st_close(&ref);
+    git_free(&m);
+    cJSON_Delete(root);
+    CHECK(checked == 8, "expected 8 beam cases, checked %d", checked);
+}
+
 void suite_git(void) {
+    RUN(t_git_beam_search_matches_hf);
     RUN(t_git_radio_forward);
     RUN(t_git_bar_forward_two_threads);
     RUN(t_git_greedy_captions);

@@ -129,7 +129,45 @@ static void t_llama_tiny_greedy(void) { check_greedy("llama-tiny", 1); }
 static void t_llama_tiny_greedy_two_threads(void) { check_greedy("llama-tiny", 2); }
 static void t_llama_gqa_greedy(void) { check_greedy("llama-tiny-gqa", 2); }
 
+/* Beam search against HF generate(num_beams=2|4, max_new_tokens=16). */
+static void t_llama_beam_search_matches_hf(void) {
+    Error err;
+    cJSON *root;
+    CHECK(json_load_file(&root, VMED_SOURCE_DIR "/tests/data/beam_refs.json", 1 << 22, &err) == 0, "%s", err.msg);
+    int checked = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "llama")) {
+        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(c, "model"));
+        NEED_FIXTURE(dir, model);
+        Llama m;
+        CHECK(llama_load(&m, dir, &err) == 0, "%s", err.msg);
+        int prompt[512], want[64], got[64], n_got = 0;
+        int np = json_int_array(cJSON_GetObjectItem(c, "input_ids"), prompt, 512);
+        int nw = json_int_array(cJSON_GetObjectItem(c, "new_ids"), want, 64);
+        BeamOptions o = beam_defaults();
+        o.num_beams = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "num_beams"));
+        o.max_new_tokens = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "max_new_tokens"));
+        o.eos_id = m.config.eos_id;
+        LlamaState s[4];
+        for (int i = 0; i < o.num_beams; i++)
+            CHECK(llama_state_new(&s[i], &m, np + o.max_new_tokens, 64, 2, &err) == 0, "%s", err.msg);
+        LlamaDecoder ld;
+        Decoder d = llama_decoder(&ld, &m, s, o.num_beams);
+        int rc = beam_search(&d, prompt, np, &o, got, &n_got, NULL, &err);
+        for (int i = 0; i < o.num_beams; i++) llama_state_free(&s[i]);
+        llama_free(&m);
+        CHECK(rc == 0, "%s", err.msg);
+        CHECK(n_got == nw, "%s beams %d: %d ids, HF %d", model, o.num_beams, n_got, nw);
+        for (int i = 0; i < nw; i++)
+            CHECK(got[i] == want[i], "%s beams %d: id %d is %d, HF %d", model, o.num_beams, i, got[i], want[i]);
+        checked++;
+    }
+    cJSON_Delete(root);
+    CHECK(checked == 8, "expected 8 beam cases, checked %d", checked);
+}
+
 void suite_llama(void) {
+    RUN(t_llama_beam_search_matches_hf);
     RUN(t_llama_tiny_logits_prefill);
     RUN(t_llama_tiny_logits_two_threads);
     RUN(t_llama_tiny_logits_token_by_token);
