@@ -132,3 +132,13 @@ void file_abort(AtomicFile *f) {
     f->fp = NULL;
     if (f->tmp[0]) unlink(f->tmp);
 }
+
+int file_write_all(const char *path, const void *data, size_t n, Error *err) {
+    AtomicFile f;
+    if (file_begin(&f, path, err)) return -1;
+    if (file_write(&f, data, n, err)) {
+        file_abort(&f);
+        return -1;
+    }
+    return file_commit(&f, err);
+}

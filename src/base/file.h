@@ -43,5 +43,7 @@ int file_begin(AtomicFile *f, const char *path, Error *err);
 int file_write(AtomicFile *f, const void *data, size_t n, Error *err);
 int file_commit(AtomicFile *f, Error *err);
 void file_abort(AtomicFile *f);
+/* The whole of data, atomically (the four calls above in one). */
+int file_write_all(const char *path, const void *data, size_t n, Error *err);
 
 #endif

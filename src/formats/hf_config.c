@@ -125,13 +125,7 @@ int llama_config_load(LlamaConfig *c, const char *dir, Error *err) {
 static int write_text(const char *dir, const char *name, const char *text, Error *err) {
     char path[1100];
     if (path_join(path, sizeof path, dir, name, err)) return -1;
-    AtomicFile f;
-    if (file_begin(&f, path, err)) return -1;
-    if (file_write(&f, text, strlen(text), err)) {
-        file_abort(&f);
-        return -1;
-    }
-    return file_commit(&f, err);
+    return file_write_all(path, text, strlen(text), err);
 }
 
 int llama_config_save(const LlamaConfig *c, const char *dir, const char *torch_dtype, Error *err) {
