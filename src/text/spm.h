@@ -22,10 +22,16 @@
  * "▁" is dropped, a space is put before a special token that follows
  * normal text (legacy), byte pieces are joined into bytes and invalid UTF-8
  * becomes U+FFFD. So decode(encode(s)) == s except that leading spaces lose
- * one space and special tokens inside s gain the legacy spaces, as in HF.
+ * one space, special tokens inside s gain the legacy spaces, a literal "▁"
+ * comes back as " " and invalid UTF-8 as U+FFFD, all as in HF. A model
+ * loaded from tokenizer.json decodes by the same (slow tokenizer) rules;
+ * its "decoder" section is not read.
  *
  * Unigram models (T5's spiece.model) are recognised and loaded; encoding
- * them uses Viterbi over the piece scores, as sentencepiece does. */
+ * them uses Viterbi over the piece scores, as sentencepiece does.
+ *
+ * Pieces longer than 2048 bytes (more than sentencepiece's trainer can
+ * make) are refused, which bounds the encoder's work per character. */
 #ifndef VMED_TEXT_SPM_H
 #define VMED_TEXT_SPM_H
 
