@@ -3,21 +3,26 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "models/git_synth.h"
 #include "models/llama_synth.h"
 
 static const char SYNTH_HELP[] =
-    "usage: vmed synth --out DIR [--preset tiny|134m|7b] [--dtype f32|f16|bf16] [--seed N]\n"
+    "usage: vmed synth --out DIR [--arch llama|git] [--preset NAME] [--dtype f32|f16|bf16] [--seed N]\n"
     "                  [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N] [--ctx N]\n"
     "\n"
-    "Writes a LLaMA checkpoint with random weights in the Hugging Face layout\n"
-    "(config.json, generation_config.json, model.safetensors, tokenizer.model with\n"
-    "a synthetic vocabulary). Its output is noise: it exists to run vmed end to end\n"
-    "without downloading anything, and to benchmark real shapes.\n"
-    "Presets: tiny (dim 64, 2 layers, vocab 4096, default), 134m (dim 768, 12\n"
-    "layers, ffn 2048, vocab 32000), 7b (LLaMA-7B's shape; 13.5 GB in f16).\n";
+    "Writes a checkpoint with random weights in the Hugging Face layout. Its output\n"
+    "is noise: it exists to run vmed end to end without downloading anything, and\n"
+    "to benchmark real shapes.\n"
+    "  llama (default): config.json, generation_config.json, model.safetensors and a\n"
+    "    tokenizer.model with a synthetic vocabulary. Presets: tiny (dim 64, 2 layers,\n"
+    "    vocab 4096, default), 134m (dim 768, 12 layers, ffn 2048, vocab 32000),\n"
+    "    7b (LLaMA-7B's shape; 13.5 GB in f16). The shape options override them.\n"
+    "  git: a GitForCausalLM (Med-GIT) folder with preprocessor_config.json and a\n"
+    "    synthetic vocab.txt. Presets: tiny (the fixture's shape, default), base\n"
+    "    (microsoft/git-base: ViT-B/16, 6-layer 768-wide decoder, vocab 30522).\n";
 
 int cmd_synth(int argc, char **argv) {
-    const char *cmd = "synth", *out = NULL, *preset = "tiny", *dtype = "f32";
+    const char *cmd = "synth", *out = NULL, *preset = "tiny", *dtype = "f32", *arch = "llama";
     long seed = 1, dim = 0, layers = 0, heads = 0, kv = 0, ffn = 0, vocab = 0, ctx = 0;
     struct {
         const char *flag;
@@ -44,6 +49,8 @@ int cmd_synth(int argc, char **argv) {
             if (!(out = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--preset") == 0) {
             if (!(preset = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--arch") == 0) {
+            if (!(arch = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--dtype") == 0) {
             if (!(dtype = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else {
@@ -57,6 +64,16 @@ int cmd_synth(int argc, char **argv) {
     else if (strcmp(dtype, "bf16") == 0) dt = DT_BF16;
     else return cli_usage_error(cmd, "--dtype must be f32, f16 or bf16, got '%s'", dtype);
     Error err;
+    if (strcmp(arch, "git") == 0) {
+        if (dim || layers || heads || kv || ffn || vocab || ctx)
+            return cli_usage_error(cmd, "the shape options apply to --arch llama only");
+        GitConfig g;
+        if (git_synth_preset(&g, preset, &err)) return cli_usage_error(cmd, "%s", err.msg);
+        if (git_synth_write(&g, dt, (uint64_t)seed, out, &err)) return cli_fail(cmd, err.msg);
+        fprintf(stderr, "vmed synth: wrote %s (random weights: its captions are noise)\n", out);
+        return 0;
+    }
+    if (strcmp(arch, "llama") != 0) return cli_usage_error(cmd, "--arch must be llama or git, got '%s'", arch);
     LlamaConfig c;
     if (llama_synth_preset(&c, preset, &err)) return cli_usage_error(cmd, "%s", err.msg);
     if (dim) c.dim = (int)dim;
