@@ -45,12 +45,27 @@ typedef struct {
  * current x86 cores (4-5 cycles x 2 ports). */
 static void fma_worker(void *ctx, int ith, int nth) {
     FmaJob *J = ctx;
-    __m256 a[10], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int j = 0; j < 10; j++) a[j] = _mm256_set1_ps((float)(j + ith));
-    for (long i = 0; i < J->iters; i++)
-        for (int j = 0; j < 10; j++) a[j] = _mm256_fmadd_ps(a[j], m, c);
-    __m256 s = a[0];
-    for (int j = 1; j < 10; j++) s = _mm256_add_ps(s, a[j]);
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    /* named registers, not an array, so nothing is spilled to memory */
+    __m256 a0 = _mm256_set1_ps(ith + 0.f), a1 = _mm256_set1_ps(ith + 1.f), a2 = _mm256_set1_ps(ith + 2.f),
+           a3 = _mm256_set1_ps(ith + 3.f), a4 = _mm256_set1_ps(ith + 4.f), a5 = _mm256_set1_ps(ith + 5.f),
+           a6 = _mm256_set1_ps(ith + 6.f), a7 = _mm256_set1_ps(ith + 7.f), a8 = _mm256_set1_ps(ith + 8.f),
+           a9 = _mm256_set1_ps(ith + 9.f);
+    for (long i = 0; i < J->iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(a8, a9));
     J->sink[ith % 64] = _mm256_cvtss_f32(s);
 }
 

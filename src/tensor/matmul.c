@@ -59,15 +59,14 @@ static void matvec_rows_scalar(float *y, const float *x, const void *w, DType dt
     }
 }
 
-static void gemm_block_scalar(float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+static void gemm_panel_scalar(float *y, long ldy, const float *x, long n, long k, const float *panel, long cols,
                               int accumulate) {
-    for (long i = 0; i < n; i++) {
-        for (long j = 0; j < rows; j++) {
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < cols; j++) {
             float s = 0;
-            for (long t = 0; t < k; t++) s += x[i * k + t] * wblk[j * k + t];
+            for (long t = 0; t < k; t++) s += x[i * k + t] * panel[t * MATMUL_BLOCK_ROWS + j];
             y[i * ldy + j] = accumulate ? y[i * ldy + j] + s : s;
         }
-    }
 }
 
 void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DType dt, long j0, long j1, long k) {
@@ -80,18 +79,33 @@ void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DTy
     matvec_rows_scalar(y, x, w, dt, j0, j1, k);
 }
 
-void gemm_block(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+void gemm_panel(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *panel, long cols,
                 int accumulate) {
 #if defined(__x86_64__)
     if (level == KERNEL_AVX2) {
-        gemm_block_avx2(y, ldy, x, n, k, wblk, rows, accumulate);
+        gemm_panel_avx2(y, ldy, x, n, k, panel, cols, accumulate);
         return;
     }
 #endif
-    gemm_block_scalar(y, ldy, x, n, k, wblk, rows, accumulate);
+    gemm_panel_scalar(y, ldy, x, n, k, panel, cols, accumulate);
 }
 
-size_t matmul_scratch_floats(int nth, long k) { return (size_t)nth * MATMUL_BLOCK_ROWS * (size_t)k; }
+/* Rows [j0, j0 + rows) of W as a [k][16] f32 panel, zero-padded to 16
+ * columns; row_tmp holds k floats. */
+static void pack_panel(KernelLevel level, float *panel, float *row_tmp, const void *w, DType dt, long j0, long rows,
+                       long k) {
+    size_t es = dtype_size(dt);
+    for (long r = 0; r < MATMUL_BLOCK_ROWS; r++) {
+        if (r >= rows) {
+            for (long t = 0; t < k; t++) panel[t * MATMUL_BLOCK_ROWS + r] = 0;
+            continue;
+        }
+        convert_to_f32(level, row_tmp, (const uint8_t *)w + (size_t)(j0 + r) * (size_t)k * es, dt, k);
+        for (long t = 0; t < k; t++) panel[t * MATMUL_BLOCK_ROWS + r] = row_tmp[t];
+    }
+}
+
+size_t matmul_scratch_floats(int nth, long k) { return (size_t)nth * (MATMUL_BLOCK_ROWS + 1) * (size_t)k; }
 
 typedef struct {
     KernelLevel level;
@@ -114,19 +128,12 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         matvec_rows(J->level, J->y, J->x, J->w, J->dt, j0, j1, J->k);
         return;
     }
-    float *blk = J->scratch ? J->scratch + (size_t)ith * MATMUL_BLOCK_ROWS * (size_t)J->k : NULL;
+    float *panel = J->scratch + (size_t)ith * (MATMUL_BLOCK_ROWS + 1) * (size_t)J->k;
+    float *row_tmp = panel + (size_t)MATMUL_BLOCK_ROWS * (size_t)J->k;
     for (long jb = j0; jb < j1; jb += MATMUL_BLOCK_ROWS) {
         long rows = j1 - jb < MATMUL_BLOCK_ROWS ? j1 - jb : MATMUL_BLOCK_ROWS;
-        const float *wblk;
-        if (J->dt == DT_F32) {
-            wblk = (const float *)J->w + jb * J->k;
-        } else {
-            size_t es = dtype_size(J->dt);
-            const void *src = (const uint8_t *)J->w + (size_t)jb * (size_t)J->k * es;
-            convert_to_f32(J->level, blk, src, J->dt, rows * J->k);
-            wblk = blk;
-        }
-        gemm_block(J->level, J->y + jb, J->m, J->x, J->n, J->k, wblk, rows, 0);
+        pack_panel(J->level, panel, row_tmp, J->w, J->dt, jb, rows, J->k);
+        gemm_panel(J->level, J->y + jb, J->m, J->x, J->n, J->k, panel, rows, 0);
     }
 }
 

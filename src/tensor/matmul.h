@@ -2,9 +2,10 @@
  * W is [m, k] row-major (out_features x in_features), activations are f32.
  *   y[i][j] = sum_k x[i][k] * W[j][k]      for i < n, j < m
  * n == 1 (decoding) is a matrix-vector product that streams W once from
- * memory; n > 1 (prefill) converts blocks of W rows to f32 once and reuses
- * them for every activation row. Every SIMD path has a scalar twin that the
- * tests compare it against. */
+ * memory; n > 1 (prefill) packs blocks of 16 W rows, converted to f32 and
+ * transposed into a [k][16] panel, once, and runs every activation row
+ * against the panel with a register-blocked 6x16 kernel. Every SIMD path
+ * has a scalar twin that the tests compare it against. */
 #ifndef VMED_TENSOR_MATMUL_H
 #define VMED_TENSOR_MATMUL_H
 
@@ -13,7 +14,7 @@
 #include "base/threads.h"
 #include "tensor/tensor.h"
 
-/* W rows converted per block in the prefill path. */
+/* W rows per packed panel in the prefill path (two AVX2 registers wide). */
 #define MATMUL_BLOCK_ROWS 16
 
 typedef enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1 } KernelLevel;
@@ -28,7 +29,7 @@ size_t matmul_scratch_floats(int nth, long k);
 
 /* w must be a contiguous 2-D F32, F16 or BF16 tensor with shape[1] == k.
  * scratch holds matmul_scratch_floats(pool_size(pool), k) floats, or is NULL
- * when n == 1 or w is F32. */
+ * when n == 1. */
 void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long n, const Tensor *w,
             float *scratch);
 
@@ -40,12 +41,13 @@ void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, lo
 
 /* Building blocks, exposed so tests can compare each level directly. */
 void matvec_rows(KernelLevel level, float *y, const float *x, const void *w, DType dt, long j0, long j1, long k);
-void gemm_block(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *wblk,
-                long rows, int accumulate);
+/* y[i][0..cols) (+)= x[i] . panel columns, panel = [k][MATMUL_BLOCK_ROWS]. */
+void gemm_panel(KernelLevel level, float *y, long ldy, const float *x, long n, long k, const float *panel,
+                long cols, int accumulate);
 
 /* The AVX2 versions (matmul_avx2.c, compiled with -mavx2 -mfma -mf16c). */
 void matvec_rows_avx2(float *y, const float *x, const void *w, DType dt, long j0, long j1, long k);
-void gemm_block_avx2(float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+void gemm_panel_avx2(float *y, long ldy, const float *x, long n, long k, const float *panel, long cols,
                      int accumulate);
 void convert_to_f32_avx2(float *dst, const void *src, DType dt, long count);
 

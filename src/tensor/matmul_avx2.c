@@ -81,64 +81,62 @@ void matvec_rows_avx2(float *y, const float *x, const void *w, DType dt, long j0
     for (; j < j1; j++) y[j] = dot_row(x, w, dt, j, k);
 }
 
-/* 2 activation rows x 4 weight rows over kl inner elements: 8 accumulators,
- * 6 loads per 8 FMAs. Sums come back in out[i*4 + r]. */
-static void micro_2x4(const float *x0, const float *x1, const float *w0, const float *w1, const float *w2,
-                      const float *w3, long kl, float out[8]) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c02 = _mm256_setzero_ps(),
-           c03 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(),
-           c12 = _mm256_setzero_ps(), c13 = _mm256_setzero_ps();
-    long t = 0;
-    for (; t + 8 <= kl; t += 8) {
-        __m256 a = _mm256_loadu_ps(x0 + t), b = _mm256_loadu_ps(x1 + t);
-        __m256 v0 = _mm256_loadu_ps(w0 + t), v1 = _mm256_loadu_ps(w1 + t);
-        __m256 v2 = _mm256_loadu_ps(w2 + t), v3 = _mm256_loadu_ps(w3 + t);
-        c00 = _mm256_fmadd_ps(a, v0, c00);
-        c01 = _mm256_fmadd_ps(a, v1, c01);
-        c02 = _mm256_fmadd_ps(a, v2, c02);
-        c03 = _mm256_fmadd_ps(a, v3, c03);
-        c10 = _mm256_fmadd_ps(b, v0, c10);
-        c11 = _mm256_fmadd_ps(b, v1, c11);
-        c12 = _mm256_fmadd_ps(b, v2, c12);
-        c13 = _mm256_fmadd_ps(b, v3, c13);
+/* 6 activation rows x 16 panel columns: 12 accumulators, per step of k
+ * two panel loads and six broadcasts feed twelve FMAs, and no horizontal
+ * sums are needed. x[r] points at row r's first element of this k chunk. */
+static void micro_6x16(const float *const x[6], const float *panel, long kl, float *y, long ldy, long rows, long cols,
+                       int add) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
+    for (long t = 0; t < kl; t++) {
+        __m256 b0 = _mm256_loadu_ps(panel + t * MATMUL_BLOCK_ROWS);
+        __m256 b1 = _mm256_loadu_ps(panel + t * MATMUL_BLOCK_ROWS + 8);
+        __m256 a = _mm256_broadcast_ss(x0 + t);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(x1 + t);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(x2 + t);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(x3 + t);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(x4 + t);
+        c40 = _mm256_fmadd_ps(a, b0, c40);
+        c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(x5 + t);
+        c50 = _mm256_fmadd_ps(a, b0, c50);
+        c51 = _mm256_fmadd_ps(a, b1, c51);
     }
-    _mm_storeu_ps(out, hsum4(c00, c01, c02, c03));
-    _mm_storeu_ps(out + 4, hsum4(c10, c11, c12, c13));
-    for (; t < kl; t++) {
-        out[0] += x0[t] * w0[t];
-        out[1] += x0[t] * w1[t];
-        out[2] += x0[t] * w2[t];
-        out[3] += x0[t] * w3[t];
-        out[4] += x1[t] * w0[t];
-        out[5] += x1[t] * w1[t];
-        out[6] += x1[t] * w2[t];
-        out[7] += x1[t] * w3[t];
+    float out[6][16];
+    _mm256_storeu_ps(out[0], c00), _mm256_storeu_ps(out[0] + 8, c01);
+    _mm256_storeu_ps(out[1], c10), _mm256_storeu_ps(out[1] + 8, c11);
+    _mm256_storeu_ps(out[2], c20), _mm256_storeu_ps(out[2] + 8, c21);
+    _mm256_storeu_ps(out[3], c30), _mm256_storeu_ps(out[3] + 8, c31);
+    _mm256_storeu_ps(out[4], c40), _mm256_storeu_ps(out[4] + 8, c41);
+    _mm256_storeu_ps(out[5], c50), _mm256_storeu_ps(out[5] + 8, c51);
+    for (long r = 0; r < rows; r++) {
+        float *yr = y + r * ldy;
+        for (long j = 0; j < cols; j++) yr[j] = add ? yr[j] + out[r][j] : out[r][j];
     }
 }
 
-void gemm_block_avx2(float *y, long ldy, const float *x, long n, long k, const float *wblk, long rows,
+void gemm_panel_avx2(float *y, long ldy, const float *x, long n, long k, const float *panel, long cols,
                      int accumulate) {
     for (long kc = 0; kc < k; kc += KC) {
         long kl = k - kc < KC ? k - kc : KC;
         int add = accumulate || kc > 0;
-        for (long i = 0; i < n; i += 2) {
-            /* An odd last row is computed twice and stored once. */
-            long i1 = i + 1 < n ? i + 1 : i;
-            const float *x0 = x + i * k + kc, *x1 = x + i1 * k + kc;
-            for (long j = 0; j < rows; j += 4) {
-                const float *w[4];
-                for (int r = 0; r < 4; r++) w[r] = wblk + (j + r < rows ? j + r : rows - 1) * k + kc;
-                float out[8];
-                micro_2x4(x0, x1, w[0], w[1], w[2], w[3], kl, out);
-                for (int r = 0; r < 4 && j + r < rows; r++) {
-                    float *p0 = y + i * ldy + j + r;
-                    *p0 = add ? *p0 + out[r] : out[r];
-                    if (i1 != i) {
-                        float *p1 = y + i1 * ldy + j + r;
-                        *p1 = add ? *p1 + out[4 + r] : out[4 + r];
-                    }
-                }
-            }
+        for (long i = 0; i < n; i += 6) {
+            /* A short last group repeats its last row and stores only the real ones. */
+            long rows = n - i < 6 ? n - i : 6;
+            const float *xr[6];
+            for (int r = 0; r < 6; r++) xr[r] = x + (i + (r < rows ? r : rows - 1)) * k + kc;
+            micro_6x16(xr, panel + kc * MATMUL_BLOCK_ROWS, kl, y + i * ldy, ldy, rows, cols, add);
         }
     }
 }
