@@ -185,7 +185,82 @@ static void t_cli_synth_then_ask(void) {
     CHECK(strcmp(again, out) == 0, "same seed, different answers:\n%s\n---\n%s", again, out);
 }
 
+/* caption on the fixture's real images: the text HF printed for
+ * generate(pixel_values, max_length=20), end to end from the files. */
+static void t_cli_caption_matches_fixture(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    NEED_FIXTURE(fj, "git-tiny/ref/forward.json");
+    NEED_FIXTURE(radio, "images/radio.jpg");
+    NEED_FIXTURE(bar, "images/bar.png");
+    cJSON *root;
+    Error err;
+    CHECK(json_load_file(&root, fj, 1 << 22, &err) == 0, "%s", err.msg);
+    const cJSON *runs = cJSON_GetObjectItem(root, "runs");
+    char want[4096];
+    snprintf(want, sizeof want, "%s: %s\n%s: %s\n", radio,
+             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 0),
+                                                                          "generate_no_prompt"), "text")),
+             bar,
+             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 1),
+                                                                          "generate_no_prompt"), "text")));
+    char *ids0 = cJSON_PrintUnformatted(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 0), "generate_no_prompt"), "ids"));
+    cJSON_Delete(root);
+    char args[4096];
+    snprintf(args, sizeof args, "caption --model '%s' --max-length 20 -t 2 '%s' '%s'", dir, radio, bar);
+    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int same = strcmp(out, want) == 0;
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(same, "captions differ from HF:\n%s---\n%s", out, want);
+    snprintf(args, sizeof args, "caption --model '%s' --max-length 20 --json '%s'", dir, radio);
+    rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    cJSON *obj = cJSON_Parse(out);
+    char *ids = obj ? cJSON_PrintUnformatted(cJSON_GetObjectItem(obj, "ids")) : NULL;
+    int ids_ok = ids && ids0 && strcmp(ids, ids0) == 0;
+    free(ids);
+    free(ids0);
+    cJSON_Delete(obj);
+    CHECK(rc == 0 && ids_ok, "--json ids differ: %s", out);
+}
+
+static void t_cli_caption_beams_match_hf(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    NEED_FIXTURE(radio, "images/radio.jpg");
+    char args[4096];
+    /* tests/data/beam_refs.json: img0, 3 beams, length_penalty 1 */
+    snprintf(args, sizeof args, "caption --model '%s' --max-length 20 --beams 3 --json '%s'", dir, radio);
+    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(strstr(out, "\"ids\":[101,5559,26666,1595,19526,25675,24466,18450,14722,484,16603,25369,24760,102]"),
+          "beam ids differ from HF: %s", out);
+}
+
+static void t_cli_caption_bad_inputs(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    const char *txt = test_write_file("report.png", "Findings: none.\n", 16);
+    char args[4096];
+    snprintf(args, sizeof args, "caption --model '%s' '%s'", dir, txt);
+    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
+    CHECK(strstr(errout, "report.png: not a PNG or JPEG image"), "message: %s", errout);
+    /* a model folder whose vision config does not match its weights */
+    char bad[600], cmd[2048];
+    snprintf(bad, sizeof bad, "%s/git-bad", test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && for f in \"$(cd '%s' && pwd)\"/*; do ln -sf \"$f\" '%s'/; done && rm '%s/config.json' && "
+             "sed 's/\"intermediate_size\": 64,/\"intermediate_size\": 96,/' '%s/config.json' > '%s/config.json'",
+             bad, dir, bad, bad, dir, bad);
+    CHECK(system(cmd) == 0, "could not make %s", bad);
+    snprintf(args, sizeof args, "caption --model '%s' '%s'", bad, txt);
+    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
+    CHECK(strstr(errout, "model.safetensors: tensor 'git.image_encoder.vision_model.encoder.layers.0.mlp.fc1.weight' "
+                         "is 64x32 but the config says 96x32"),
+          "message: %s", errout);
+}
+
 void suite_cli(void) {
+    RUN(t_cli_caption_matches_fixture);
+    RUN(t_cli_caption_beams_match_hf);
+    RUN(t_cli_caption_bad_inputs);
     RUN(t_cli_usage_errors);
     RUN(t_cli_help_for_every_command);
     RUN(t_cli_missing_model_names_the_file);

@@ -19,6 +19,7 @@ static const char USAGE[] =
     "commands:\n"
     "  ask        answer a question with Med-Alpaca (the Alpaca prompt template)\n"
     "  generate   continue a raw prompt with a LLaMA-family model\n"
+    "  caption    caption radiology images with Med-GIT\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  synth      write a random-weight LLaMA folder (demo and benchmarks)\n"
     "  bench      measure prefill and decode speed of a model\n"
@@ -131,7 +132,8 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"ask", cmd_ask},     {"generate", cmd_generate}, {"tokenize", cmd_tokenize},
-                {"synth", cmd_synth}, {"bench", cmd_bench}};
+                {"synth", cmd_synth}, {"bench", cmd_bench},
+                {"caption", cmd_caption}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vmed: unknown command '%s'\n\n%s", argv[1], USAGE);
