@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what vmed's build needs on Debian 12 (and Ubuntu): a C compiler,
-# CMake, and cJSON. With --fuzz also clang, whose libFuzzer `make fuzz` uses.
+# CMake, cJSON, libspng (PNG) and libjpeg-turbo (JPEG). With --fuzz also
+# clang, whose libFuzzer `make fuzz` uses.
 set -e
-PKGS="build-essential cmake pkg-config libcjson-dev"
+PKGS="build-essential cmake pkg-config libcjson-dev libspng-dev libjpeg62-turbo-dev"
 if [ "$1" = "--fuzz" ]; then PKGS="$PKGS clang libclang-rt-dev"; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
