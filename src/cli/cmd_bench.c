@@ -7,14 +7,18 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "image/clip_preprocess.h"
 
 static const char BENCH_HELP[] =
     "usage: vmed bench --model DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]\n"
+    "       vmed bench --model GIT_DIR --image FILE [-t THREADS] [-n 20] [-r 3] [--json]\n"
     "\n"
-    "Prefill: P prompt tokens in one batch (pp). Decode: N tokens one at a time\n"
-    "after the prompt (tg). Prints tokens/s as mean and standard deviation over R\n"
+    "LLaMA: prefill P prompt tokens in one batch (pp), then decode N tokens one at\n"
+    "a time (tg). Prints tokens/s as mean and standard deviation over R\n"
     "repetitions, peak resident memory, and the weight bytes one decoded token\n"
-    "reads with the bandwidth that implies.\n";
+    "reads with the bandwidth that implies.\n"
+    "GIT (--image): image-to-caption latency: decode the file, preprocess, encode,\n"
+    "and N greedy tokens (EOS ignored, so every run makes N).\n";
 
 static double now_s(void) {
     struct timespec ts;
@@ -30,8 +34,83 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
 }
 
+/* Seconds for one caption: load + preprocess + encode + n greedy tokens. */
+static int caption_once(const Git *m, GitState *s, const ClipProcessorConfig *proc, const char *path, int n,
+                        float *pixels, double *secs, Error *err) {
+    double t0 = now_s();
+    Image img, rgb;
+    if (image_load(&img, path, NULL, err)) return -1;
+    int rc = image_to_rgb8(&rgb, &img, err);
+    image_free(&img);
+    if (rc) return -1;
+    rc = clip_preprocess(pixels, &rgb, proc, err);
+    image_free(&rgb);
+    if (rc) return -1;
+    git_encode_image(m, s, pixels);
+    GitDecoder gd;
+    Decoder d = git_decoder(&gd, m, s, 1);
+    GenerateOptions o = generate_defaults();
+    o.sampling.greedy = 1;
+    o.max_new_tokens = n;
+    o.eos_id = -1;
+    int ids[1024], n_out, bos = m->config.bos_id;
+    if (generate(&d, &bos, 1, &o, ids, &n_out, err)) return -1;
+    *secs = now_s() - t0;
+    return 0;
+}
+
+static int bench_caption(const char *cmd, const char *dir, const char *image, long threads, long n, long reps, int json) {
+    Error err;
+    Git m;
+    ClipProcessorConfig proc;
+    double t0 = now_s();
+    if (git_load(&m, dir, &err)) return cli_fail(cmd, err.msg);
+    double load_s = now_s() - t0;
+    if (clip_processor_config_load(&proc, dir, &err)) {
+        git_free(&m);
+        return cli_fail(cmd, err.msg);
+    }
+    if (n < 1 || n > 1000 || n + 1 > m.config.max_pos) {
+        git_free(&m);
+        return cli_usage_error(cmd, "-n %ld is out of range 1..%d for this model", n,
+                               m.config.max_pos - 1 < 1000 ? m.config.max_pos - 1 : 1000);
+    }
+    GitState s;
+    if (git_state_new(&s, &m, (int)n + 1, (int)threads, &err)) {
+        git_free(&m);
+        return cli_fail(cmd, err.msg);
+    }
+    size_t S = (size_t)m.config.vision.image_size;
+    float *pixels = malloc(sizeof(float) * 3 * S * S);
+    double *t = calloc((size_t)reps + 1, sizeof(double));
+    int rc = 0;
+    /* one warm-up run: page in the weights as a served model would have them */
+    for (long r = 0; r <= reps && !rc; r++)
+        if (caption_once(&m, &s, &proc, image, (int)n, pixels, &t[r], &err)) rc = cli_fail(cmd, err.msg);
+    if (!rc) {
+        double mean, sd;
+        mean_sd(t + 1, (int)reps, &mean, &sd);
+        const char *dt = dtype_name(m.weights.out.dtype);
+        if (json)
+            printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"tokens\": %ld, "
+                   "\"caption_s\": %.4f, \"caption_sd\": %.4f, \"load_s\": %.3f}\n",
+                   dir, dt, threads, kernel_name(kernel_best()), n, mean, sd, load_s);
+        else
+            printf("model %s: GIT %s, vision %d x %d layers, text %d x %d layers; %ld threads, %s kernels\n"
+                   "  caption (load + preprocess + encode + %ld tokens) %.3f ± %.3f s\n",
+                   dir, dt, m.config.vision.dim, m.config.vision.n_layers, m.config.dim, m.config.n_layers, threads,
+                   kernel_name(kernel_best()), n, mean, sd);
+    }
+    free(pixels);
+    free(t);
+    git_state_free(&s);
+    git_free(&m);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *cmd = "bench", *dir = NULL;
+    const char *cmd = "bench", *dir = NULL, *image = NULL;
+    int n_given = 0;
     long threads = cpu_count(), pp = 512, tg = 128, reps = 3;
     int json = 0;
     for (int i = 1; i < argc; i++) {
@@ -46,12 +125,16 @@ int cmd_bench(int argc, char **argv) {
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
             continue;
+        } else if (strcmp(a, "--image") == 0) {
+            if (!(image = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+            continue;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
             dst = &threads, lo = 1, hi = 1024;
         } else if (strcmp(a, "-p") == 0) {
             dst = &pp;
         } else if (strcmp(a, "-n") == 0) {
             dst = &tg;
+            n_given = 1;
         } else if (strcmp(a, "-r") == 0) {
             dst = &reps, lo = 1, hi = 1000;
         } else {
@@ -60,6 +143,7 @@ int cmd_bench(int argc, char **argv) {
         if (!(v = cli_value(cmd, argc, argv, &i)) || cli_int(cmd, a, v, lo, hi, dst)) return EXIT_USAGE;
     }
     if (!dir) return cli_usage_error(cmd, "--model DIR is required");
+    if (image) return bench_caption(cmd, dir, image, threads, n_given ? tg : 20, reps, json);
     if (pp < 1 && tg < 1) return cli_usage_error(cmd, "nothing to measure: -p and -n are both 0");
     Error err;
     Llama m;
