@@ -169,7 +169,8 @@ void clip_vision_encode(const ClipVisionWeights *w, const ClipVisionConfig *c, C
         add_bias(s->v, L->bv, T, D);
         Attention a = {.q = s->q, .q_stride = D, .k = s->k, .v = s->v, .kv_stride = D, .out = s->att,
                        .out_stride = D, .n_q = T, .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = hd,
-                       .causal = 0, .n_kv = T, .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch};
+                       .causal = 0, .n_kv = T, .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch,
+                       .kernel = kernel};
         attention(pool, &a);
         matmul(pool, kernel, s->h, s->att, T, &L->wo, s->mm_scratch);
         add_bias(s->h, L->bo, T, D);

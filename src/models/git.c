@@ -154,7 +154,7 @@ static void decoder_layer(const Git *m, GitState *s, int l, int n, int row0) {
     Attention a = {.q = s->q, .q_stride = D, .k = kc, .v = vc, .kv_stride = D, .out = s->att, .out_stride = D,
                    .n_q = n, .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = hd,
                    .visible_base = row0, .causal = !image, .n_kv = image ? s->n_img : ctx,
-                   .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch};
+                   .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch, .kernel = s->kernel};
     attention(s->pool, &a);
     mm(s, s->h, s->att, n, &L->wo, L->bo);
     for (size_t i = 0; i < (size_t)n * D; i++) s->h[i] += s->x[i];

@@ -193,7 +193,7 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
             .kv_stride = (long)kv_dim, .out = s->xb2, .out_stride = (long)q_dim,
             .n_q = n, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = hd,
             .visible_base = pos, .causal = 1, .n_kv = s->n_ctx, .scale = 1.0f / sqrtf((float)hd),
-            .scratch = s->att,
+            .scratch = s->att, .kernel = s->kernel,
         };
         attention(s->pool, &att);
         mm(s, s->xb, s->xb2, n, &L->wo);

@@ -8,6 +8,7 @@
 #define VMED_TENSOR_ATTENTION_H
 
 #include "base/threads.h"
+#include "tensor/matmul.h"
 
 typedef struct {
     const float *q;      /* [n_q, q_stride]; head h at h * head_dim */
@@ -24,6 +25,7 @@ typedef struct {
     const float *bias;   /* optional additive bias [n_heads, n_q, bias_stride] (relative positions) */
     long bias_stride;
     float *scratch;      /* pool_size(pool) * n_kv floats */
+    KernelLevel kernel;  /* AVX2 or the scalar reference */
 } Attention;
 
 void attention(ThreadPool *pool, const Attention *a);

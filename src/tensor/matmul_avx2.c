@@ -44,6 +44,26 @@ void convert_to_f32_avx2(float *dst, const void *src, DType dt, long count) {
     for (; i < count; i++) dst[i] = load1(src, dt, i);
 }
 
+float dot_f32_avx2(const float *a, const float *b, long n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+void axpy_f32_avx2(float *y, float s, const float *x, long n) {
+    __m256 sv = _mm256_set1_ps(s);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += s * x[i];
+}
+
 static float dot_row(const float *x, const void *w, DType dt, long row, long k) {
     long base = row * k;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
