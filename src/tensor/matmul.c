@@ -94,6 +94,12 @@ void gemm_panel(KernelLevel level, float *y, long ldy, const float *x, long n, l
  * columns; row_tmp holds k floats. */
 static void pack_panel(KernelLevel level, float *panel, float *row_tmp, const void *w, DType dt, long j0, long rows,
                        long k) {
+#if defined(__x86_64__)
+    if (level == KERNEL_AVX2) {
+        pack_panel_avx2(panel, w, dt, j0, rows, k);
+        return;
+    }
+#endif
     size_t es = dtype_size(dt);
     for (long r = 0; r < MATMUL_BLOCK_ROWS; r++) {
         if (r >= rows) {

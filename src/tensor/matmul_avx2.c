@@ -101,6 +101,44 @@ void matvec_rows_avx2(float *y, const float *x, const void *w, DType dt, long j0
     for (; j < j1; j++) y[j] = dot_row(x, w, dt, j, k);
 }
 
+/* In-register 8x8 transpose: r[i] becomes column i. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+void pack_panel_avx2(float *panel, const void *w, DType dt, long j0, long rows, long k) {
+    long t = 0;
+    if (rows == MATMUL_BLOCK_ROWS) {
+        /* whole 8x8 tiles: convert 8 values of 8 rows, transpose, store */
+        for (; t + 8 <= k; t += 8) {
+            for (int half = 0; half < 2; half++) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) r[i] = load8(w, dt, (j0 + half * 8 + i) * k + t);
+                transpose8(r);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(panel + (t + i) * MATMUL_BLOCK_ROWS + half * 8, r[i]);
+            }
+        }
+    }
+    for (; t < k; t++)
+        for (long r = 0; r < MATMUL_BLOCK_ROWS; r++)
+            panel[t * MATMUL_BLOCK_ROWS + r] = r < rows ? load1(w, dt, (j0 + r) * k + t) : 0.0f;
+}
+
 /* 6 activation rows x 16 panel columns: 12 accumulators, per step of k
  * two panel loads and six broadcasts feed twelve FMAs, and no horizontal
  * sums are needed. x[r] points at row r's first element of this k chunk. */
