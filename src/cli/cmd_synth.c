@@ -15,7 +15,7 @@ static const char SYNTH_HELP[] =
     "to benchmark real shapes.\n"
     "  llama (default): config.json, generation_config.json, model.safetensors and a\n"
     "    tokenizer.model with a synthetic vocabulary. Presets: tiny (dim 64, 2 layers,\n"
-    "    vocab 4096, default), 134m (dim 768, 12 layers, ffn 2048, vocab 32000),\n"
+    "    vocab 1640, default), 134m (dim 768, 12 layers, ffn 2048, vocab 32000),\n"
     "    7b (LLaMA-7B's shape; 13.5 GB in f16). The shape options override them.\n"
     "  git: a GitForCausalLM (Med-GIT) folder with preprocessor_config.json and a\n"
     "    synthetic vocab.txt. Presets: tiny (the fixture's shape, default), base\n"

@@ -11,7 +11,7 @@
 #include "formats/hf_config.h"
 #include "tensor/tensor.h"
 
-/* "tiny" (dim 64, 2 layers, vocab 4096), "134m" (dim 768, 12 layers, 12
+/* "tiny" (dim 64, 2 layers, vocab 1640), "134m" (dim 768, 12 layers, 12
  * heads, ffn 2048, vocab 32000), "7b" (LLaMA-7B: dim 4096, 32 layers, ffn
  * 11008, vocab 32000). */
 int llama_synth_preset(LlamaConfig *c, const char *name, Error *err);
