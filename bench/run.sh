@@ -8,6 +8,11 @@
 #   VMED_BENCH_REPS  repetitions (default 3 for 134M, 1 for 7B)
 #   LLAMA_CPP_DIR    a llama.cpp build for the side-by-side race (not used yet:
 #                    that comparison needs GGUF support)
+#   VMED_BENCH_PYTHON a python with torch, transformers and pillow for the
+#                    PyTorch reference of the caption benchmark; without it the
+#                    bench makes a virtualenv in BUILD/bench-venv from PyPI
+#                    (current torch and transformers, several GB)
+#   VMED_BENCH_TORCH=0  skip the PyTorch reference
 set -e
 BUILD=${1:-build}
 VMED=$BUILD/vmed
@@ -45,6 +50,40 @@ if [ "${VMED_BENCH_7B:-1}" != 0 ]; then
     fi
 fi
 
+# Med-GIT: image-to-caption latency at git-base's shape, vmed against HF
+# transformers on PyTorch's CPU backend, same checkpoint, image and threads.
+IMG=assets/samples/chest-xray.jpg
+: > "$OUT/caption.jsonl"
+for dt in f32 f16; do
+    name=git-base-$dt
+    [ -f "$DIR/$name/model.safetensors" ] || "$VMED" synth --arch git --preset base --dtype "$dt" --out "$DIR/$name" --seed 1
+    t=1
+    while [ "$t" -le "$NPROC" ]; do
+        echo "== $name caption, $t thread(s)"
+        "$VMED" bench --model "$DIR/$name" --image "$IMG" -t "$t" -n 20 -r 5 --json | tee -a "$OUT/caption.jsonl"
+        t=$((t + 1))
+    done
+done
+PY=${VMED_BENCH_PYTHON:-}
+if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && [ -z "$PY" ]; then
+    if [ ! -x "$BUILD/bench-venv/bin/python" ] || ! "$BUILD/bench-venv/bin/python" -c "import torch, transformers, PIL" 2>/dev/null; then
+        echo "== making $BUILD/bench-venv with torch, transformers and pillow from PyPI (once; several GB)"
+        python3 -m venv "$BUILD/bench-venv" && "$BUILD/bench-venv/bin/pip" install -q torch transformers pillow || true
+    fi
+    PY=$BUILD/bench-venv/bin/python
+fi
+: > "$OUT/caption_torch.jsonl"
+if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, transformers, PIL" 2>/dev/null; then
+    t=1
+    while [ "$t" -le "$NPROC" ]; do
+        echo "== PyTorch reference git-base-f32 caption, $t thread(s)"
+        "$PY" bench/git_bench.py "$DIR/git-base-f32" "$IMG" "$t" 20 5 2>/dev/null | tee -a "$OUT/caption_torch.jsonl"
+        t=$((t + 1))
+    done
+else
+    echo "== reference: no python with torch + transformers (set VMED_BENCH_PYTHON), so no PyTorch figures"
+fi
+
 if [ -z "$LLAMA_CPP_DIR" ]; then
     echo "== reference: LLAMA_CPP_DIR is not set, so no llama.cpp figures in this run"
 else
@@ -52,7 +91,7 @@ else
 fi
 
 echo "== summary"
-python3 - "$OUT/limits.txt" "$OUT/results.jsonl" <<'PY'
+python3 - "$OUT/limits.txt" "$OUT/results.jsonl" "$OUT/caption.jsonl" "$OUT/caption_torch.jsonl" <<'PY'
 import json, re, sys
 bw, peak = {}, {}
 for line in open(sys.argv[1]):
@@ -75,4 +114,20 @@ for line in open(sys.argv[2]):
     print(f"{name:<16}{t:>4}{r['pp_tps']:>9.2f} ± {r['pp_sd']:<5.2f}{gflops:>8.1f}{100*gflops/pk if pk else 0:>7.0f}%"
           f"{r['tg_tps']:>9.2f} ± {r['tg_sd']:<5.2f}{gbs:>6.1f}{100*gbs/bw.get(t,1e9):>6.0f}%{ceil:>9.2f}{r['peak_rss_bytes']/1e9:>8.2f}")
 print("ceiling = measured bandwidth / weight bytes per token (tokens/s); % peak = prefill GFLOP/s / measured FMA peak")
+torch = {}
+for line in open(sys.argv[4]):
+    r = json.loads(line)
+    torch[r["threads"]] = r
+print()
+print(f"{'caption (load+preprocess+encode+20 tokens)':<44}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
+for line in open(sys.argv[3]):
+    r = json.loads(line)
+    name = r["model"].rstrip("/").split("/")[-1]
+    t = torch.get(r["threads"])
+    ref = f"{t['caption_s']:.3f} ± {t['caption_sd']:.3f}" if t else "-"
+    ratio = f"{r['caption_s'] / t['caption_s']:.2f}x" if t else "-"
+    print(f"{name:<44}{r['threads']:>4}{r['caption_s']:>9.3f} ± {r['caption_sd']:<5.3f}{ref:>16}{ratio:>14}")
+if torch:
+    v = next(iter(torch.values()))
+    print(f"PyTorch reference: torch {v['torch']}, transformers {v['transformers']}, F32 (ratios of F16 rows are against it too)")
 PY
