@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <math.h>
 
+#include "base/threads.h"
 #include "test.h"
 
 void suite_base(void);
@@ -73,6 +74,18 @@ const char *fixture_path(const char *rel) {
     return buf;
 }
 
+static ThreadPool *pools[9];
+
+ThreadPool *test_pool(int n) {
+    if (n <= 1 || n > 8) return NULL;
+    Error err;
+    if (!pools[n] && pool_create(&pools[n], n, &err) != 0) {
+        fprintf(stderr, "test_pool: %s\n", err.msg);
+        exit(2);
+    }
+    return pools[n];
+}
+
 static char tmpdir[256];
 
 const char *test_tmpdir(void) {
@@ -117,6 +130,7 @@ float max_abs(const float *a, size_t n) {
 }
 
 static void cleanup(void) {
+    for (int i = 0; i < 9; i++) pool_free(pools[i]);
     if (tmpdir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

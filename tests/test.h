@@ -31,6 +31,10 @@ const char *fixture_path(const char *rel);
         return;                                                                     \
     }
 
+/* A thread pool of n workers shared by the tests (NULL for 1), freed at exit. */
+struct ThreadPool;
+struct ThreadPool *test_pool(int n);
+
 /* A scratch directory unique to this run, removed at exit. */
 const char *test_tmpdir(void);
 /* Writes bytes to test_tmpdir()/name and returns the path (static buffer ring). */

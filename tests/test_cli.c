@@ -161,6 +161,38 @@ static void t_cli_generate_matches_fixture(void) {
     CHECK(diff <= bound, "dumped last-prompt logits differ from HF by %g (bound %g)", diff, bound);
 }
 
+/* generate --beams 4 on the first Alpaca prompt: HF generate(num_beams=4)'s
+ * ids from tests/data/beam_refs.json. */
+static void t_cli_generate_beams_match_hf(void) {
+    NEED_FIXTURE(dir, "llama-tiny");
+    NEED_FIXTURE(gen_json, "llama-tiny/ref/generate.json");
+    cJSON *root, *refs;
+    Error err;
+    CHECK(json_load_file(&root, gen_json, 1 << 22, &err) == 0, "%s", err.msg);
+    CHECK(json_load_file(&refs, VMED_SOURCE_DIR "/tests/data/beam_refs.json", 1 << 22, &err) == 0, "%s", err.msg);
+    const char *prompt = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "generations"), 0), "prompt"));
+    const cJSON *ref = cJSON_GetArrayItem(cJSON_GetObjectItem(refs, "llama"), 1); /* llama-tiny, 4 beams, prompt 0 */
+    char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(ref, "new_ids"));
+    int beams = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(ref, "num_beams"));
+    char args[8192];
+    snprintf(args, sizeof args, "generate --model '%s' --beams %d -n 16 --ids '%s'", dir, beams, prompt);
+    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    char *last = strrchr(out, '[');
+    char norm[4096];
+    size_t n = 0;
+    for (const char *p = last ? last : ""; *p && n + 1 < sizeof norm; p++)
+        if (*p != ' ' && *p != '\n') norm[n++] = *p;
+    norm[n] = 0;
+    int same = want && strcmp(norm, want) == 0;
+    free(want);
+    cJSON_Delete(root);
+    cJSON_Delete(refs);
+    CHECK(beams == 4, "reference order changed: %d beams", beams);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(same, "beam ids differ from HF: %s", last ? last : out);
+}
+
 static void t_cli_prompt_longer_than_context(void) {
     NEED_FIXTURE(dir, "llama-tiny");
     char args[2048];
@@ -266,6 +298,7 @@ void suite_cli(void) {
     RUN(t_cli_missing_model_names_the_file);
     RUN(t_cli_tokenize_matches_fixture);
     RUN(t_cli_generate_matches_fixture);
+    RUN(t_cli_generate_beams_match_hf);
     RUN(t_cli_prompt_longer_than_context);
     RUN(t_cli_synth_then_ask);
 }

@@ -166,7 +166,7 @@ static void t_model_loads_and_runs(void) {
     CHECK(llama_load(&m, dir, &err) == 0, "%s", err.msg);
     CHECK(m.weights.lm_head.data == m.weights.embed.data, "tied lm_head must be the embedding");
     LlamaState s;
-    CHECK(llama_state_new(&s, &m, 8, 4, 1, &err) == 0, "%s", err.msg);
+    CHECK(llama_state_new(&s, &m, 8, 4, NULL, &err) == 0, "%s", err.msg);
     int ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     CHECK(llama_forward(&m, &s, ids, 8, 0, NULL, &err) == 0, "%s", err.msg);
     CHECK(llama_forward(&m, &s, ids, 1, 8, NULL, &err) == -1 &&
@@ -176,7 +176,7 @@ static void t_model_loads_and_runs(void) {
     CHECK(llama_forward(&m, &s, &bad, 1, 0, NULL, &err) == -1 && strstr(err.msg, "token id 16"), "bad id: %s",
           err.msg);
     llama_state_free(&s);
-    CHECK(llama_state_new(&s, &m, 33, 4, 1, &err) == -1 && strstr(err.msg, "context length 33"), "ctx: %s", err.msg);
+    CHECK(llama_state_new(&s, &m, 33, 4, NULL, &err) == -1 && strstr(err.msg, "context length 33"), "ctx: %s", err.msg);
     llama_free(&m);
 }
 

@@ -44,7 +44,7 @@ static void check_image(const char *img, int n_threads) {
     float *pix = malloc(pv->nbytes);
     memcpy(pix, pv->data, pv->nbytes);
     GitState s;
-    CHECK(git_state_new(&s, &m, 20, n_threads, &err) == 0, "%s", err.msg);
+    CHECK(git_state_new(&s, &m, 20, test_pool(n_threads), &err) == 0, "%s", err.msg);
     git_encode_image(&m, &s, pix);
     free(pix);
     float diff, bound;
@@ -109,7 +109,7 @@ static void t_git_greedy_captions(void) {
             int np = k == 0 ? 1 : json_ids(cJSON_GetObjectItem(run, "input_ids"), prompt, 32);
             if (k == 0) prompt[0] = m.config.bos_id;
             GitState s;
-            CHECK(git_state_new(&s, &m, 20, 2, &err) == 0, "%s", err.msg);
+            CHECK(git_state_new(&s, &m, 20, test_pool(2), &err) == 0, "%s", err.msg);
             git_encode_image(&m, &s, pix);
             GitDecoder gd;
             Decoder d = git_decoder(&gd, &m, &s, 1);
@@ -146,7 +146,7 @@ static void t_git_beam_search_matches_hf(void) {
     SafeTensors ref;
     CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
     GitState s[5];
-    for (int i = 0; i < 5; i++) CHECK(git_state_new(&s[i], &m, 20, 1, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < 5; i++) CHECK(git_state_new(&s[i], &m, 20, test_pool(2), &err) == 0, "%s", err.msg);
     int checked = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "git")) {

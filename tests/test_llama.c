@@ -36,7 +36,7 @@ static void check_prompt_logits(const char *model_rel, int n_threads, int max_ba
     SafeTensors ref;
     CHECK(st_open(&ref, ref_path, &err) == 0, "%s", err.msg);
     LlamaState s;
-    CHECK(llama_state_new(&s, &m, 64, max_batch, n_threads, &err) == 0, "%s", err.msg);
+    CHECK(llama_state_new(&s, &m, 64, max_batch, test_pool(n_threads), &err) == 0, "%s", err.msg);
     for (int p = 0; p < 2 && !test_failed(); p++) {
         char name[64];
         snprintf(name, sizeof name, "p%d.input_ids", p);
@@ -105,7 +105,7 @@ static void check_greedy(const char *model_rel, int n_threads) {
         int np = json_int_array(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
         int nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 256);
         LlamaState s;
-        CHECK(llama_state_new(&s, &m, 256, 32, n_threads, &err) == 0, "%s", err.msg);
+        CHECK(llama_state_new(&s, &m, 256, 32, test_pool(n_threads), &err) == 0, "%s", err.msg);
         LlamaDecoder ld;
         Decoder d = llama_decoder(&ld, &m, &s, 1);
         GenerateOptions o = generate_defaults();
@@ -150,7 +150,7 @@ static void t_llama_beam_search_matches_hf(void) {
         o.eos_id = m.config.eos_id;
         LlamaState s[4];
         for (int i = 0; i < o.num_beams; i++)
-            CHECK(llama_state_new(&s[i], &m, np + o.max_new_tokens, 64, 2, &err) == 0, "%s", err.msg);
+            CHECK(llama_state_new(&s[i], &m, np + o.max_new_tokens, 64, test_pool(2), &err) == 0, "%s", err.msg);
         LlamaDecoder ld;
         Decoder d = llama_decoder(&ld, &m, s, o.num_beams);
         int rc = beam_search(&d, prompt, np, &o, got, &n_got, NULL, &err);

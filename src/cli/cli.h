@@ -25,6 +25,7 @@ typedef struct {
     GenerateOptions gen;
     int n_threads;
     int n_ctx; /* 0: prompt + max_new_tokens, capped by the model */
+    int num_beams; /* > 1: HF beam search instead of sampling */
 } GenFlags;
 
 void gen_flags_init(GenFlags *f);

@@ -59,7 +59,9 @@ static int caption_once(const Git *m, GitState *s, const ClipProcessorConfig *pr
     return 0;
 }
 
-static int bench_caption(const char *cmd, const char *dir, const char *image, long threads, long n, long reps, int json) {
+static int bench_caption(const char *cmd, const char *dir, const char *image, ThreadPool *pool, long n, long reps,
+                         int json) {
+    long threads = pool_size(pool);
     Error err;
     Git m;
     ClipProcessorConfig proc;
@@ -76,7 +78,7 @@ static int bench_caption(const char *cmd, const char *dir, const char *image, lo
                                m.config.max_pos - 1 < 1000 ? m.config.max_pos - 1 : 1000);
     }
     GitState s;
-    if (git_state_new(&s, &m, (int)n + 1, (int)threads, &err)) {
+    if (git_state_new(&s, &m, (int)n + 1, pool, &err)) {
         git_free(&m);
         return cli_fail(cmd, err.msg);
     }
@@ -107,6 +109,8 @@ static int bench_caption(const char *cmd, const char *dir, const char *image, lo
     git_free(&m);
     return rc;
 }
+
+static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long pp, long tg, long reps, int json);
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *dir = NULL, *image = NULL;
@@ -143,7 +147,17 @@ int cmd_bench(int argc, char **argv) {
         if (!(v = cli_value(cmd, argc, argv, &i)) || cli_int(cmd, a, v, lo, hi, dst)) return EXIT_USAGE;
     }
     if (!dir) return cli_usage_error(cmd, "--model DIR is required");
-    if (image) return bench_caption(cmd, dir, image, threads, n_given ? tg : 20, reps, json);
+    ThreadPool *pool = NULL;
+    Error perr;
+    if (threads > 1 && pool_create(&pool, (int)threads, &perr)) return cli_fail(cmd, perr.msg);
+    int result = image ? bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps, json)
+                       : bench_llama(cmd, dir, pool, pp, tg, reps, json);
+    pool_free(pool);
+    return result;
+}
+
+static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long pp, long tg, long reps, int json) {
+    long threads = pool_size(pool);
     if (pp < 1 && tg < 1) return cli_usage_error(cmd, "nothing to measure: -p and -n are both 0");
     Error err;
     Llama m;
@@ -166,7 +180,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 0;
     for (long r = 0; r < reps && !rc; r++) {
         LlamaState s;
-        if (llama_state_new(&s, &m, (int)ctx, pp > 0 ? (int)pp : 1, (int)threads, &err)) {
+        if (llama_state_new(&s, &m, (int)ctx, pp > 0 ? (int)pp : 1, pool, &err)) {
             rc = cli_fail(cmd, err.msg);
             break;
         }

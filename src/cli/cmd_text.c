@@ -124,14 +124,31 @@ static int dump_logits(const char *path, const int *prompt, int np, const float 
     return rc;
 }
 
-/* Encodes text, generates, streams; optional ids line and logits dump. */
-static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f, int print_ids, const char *dump,
-                          int **out_ids, int *n_out) {
+static void print_ids(const int *ids, int n) {
+    printf("[");
+    for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+    printf("]\n");
+}
+
+/* Beam search has nothing to stream until it ends: print the best
+ * hypothesis then, decoded as HF decode(new_ids, skip_special_tokens). */
+static int print_beam_text(const Tokenizer *tok, const int *ids, int n, Error *err) {
+    char *text;
+    if (tokenizer_decode(tok, ids, n, 1, &text, err)) return -1;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+/* Encodes text, generates (streaming unless beam search), and prints the
+ * ids line and writes the logits dump when asked. */
+static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f, int want_ids, const char *dump) {
     Error err;
-    int *prompt = NULL, n_prompt = 0, *gen = NULL, n_gen = 0, rc = 1;
+    int *prompt = NULL, n_prompt = 0, *gen = NULL, n_gen = 0, rc = 1, n_states = 0;
+    int beams = f->num_beams > 1 ? f->num_beams : 1;
     float *pl = NULL, *gl = NULL;
-    LlamaState s;
-    memset(&s, 0, sizeof s);
+    LlamaState *states = NULL;
+    ThreadPool *pool = NULL;
     if (tokenizer_encode(l->tok, text, 1, &prompt, &n_prompt, &err)) return cli_fail(cmd, err.msg);
     const LlamaConfig *c = &l->model.config;
     long want = f->n_ctx ? f->n_ctx : (long)n_prompt + f->gen.max_new_tokens;
@@ -141,11 +158,22 @@ static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f
         goto out;
     }
     if (want > c->max_pos) want = c->max_pos;
-    if (llama_state_new(&s, &l->model, (int)want, 256, f->n_threads, &err)) {
+    states = calloc((size_t)beams, sizeof *states);
+    gen = malloc(sizeof(int) * (size_t)(f->gen.max_new_tokens + 1));
+    if (!states || !gen) {
+        cli_fail(cmd, "out of memory");
+        goto out;
+    }
+    if (f->n_threads > 1 && pool_create(&pool, f->n_threads, &err)) {
         cli_fail(cmd, err.msg);
         goto out;
     }
-    gen = malloc(sizeof(int) * (size_t)(f->gen.max_new_tokens + 1));
+    for (; n_states < beams; n_states++) {
+        if (llama_state_new(&states[n_states], &l->model, (int)want, 256, pool, &err)) {
+            cli_fail(cmd, err.msg);
+            goto out;
+        }
+    }
     if (dump) {
         pl = malloc(sizeof(float) * (size_t)n_prompt * (size_t)c->vocab_size);
         gl = malloc(sizeof(float) * (size_t)(f->gen.max_new_tokens + 1) * (size_t)c->vocab_size);
@@ -154,40 +182,44 @@ static int run_generation(const char *cmd, Llm *l, const char *text, GenFlags *f
             goto out;
         }
     }
-    if (!gen) goto out;
-    /* prev -1: the first new token loses its leading space, as in HF decode(new_ids) */
-    StreamState st = {l->tok, -1, c->eos_id, 1};
-    GenerateOptions o = f->gen;
-    o.eos_id = c->eos_id;
-    o.on_token = stream_token;
-    o.user = &st;
-    o.prompt_logits = pl;
-    o.step_logits = gl;
     LlamaDecoder ld;
-    Decoder d = llama_decoder(&ld, &l->model, &s, 1);
-    if (generate(&d, prompt, n_prompt, &o, gen, &n_gen, &err)) {
+    Decoder d = llama_decoder(&ld, &l->model, states, beams);
+    if (beams > 1) {
+        BeamOptions b = beam_defaults();
+        b.num_beams = beams;
+        b.max_new_tokens = f->gen.max_new_tokens;
+        b.eos_id = c->eos_id;
+        if (beam_search(&d, prompt, n_prompt, &b, gen, &n_gen, NULL, &err) ||
+            print_beam_text(l->tok, gen, n_gen, &err)) {
+            cli_fail(cmd, err.msg);
+            goto out;
+        }
+    } else {
+        /* prev -1: the first new token loses its leading space, as in HF decode(new_ids) */
+        StreamState st = {l->tok, -1, c->eos_id, 1};
+        GenerateOptions o = f->gen;
+        o.eos_id = c->eos_id;
+        o.on_token = stream_token;
+        o.user = &st;
+        o.prompt_logits = pl;
+        o.step_logits = gl;
+        int bad = generate(&d, prompt, n_prompt, &o, gen, &n_gen, &err);
         printf("\n");
-        cli_fail(cmd, err.msg);
-        goto out;
+        if (bad) {
+            cli_fail(cmd, err.msg);
+            goto out;
+        }
     }
-    printf("\n");
-    if (print_ids) {
-        printf("[");
-        for (int i = 0; i < n_gen; i++) printf(i ? ", %d" : "%d", gen[i]);
-        printf("]\n");
-    }
+    if (want_ids) print_ids(gen, n_gen);
     if (dump && dump_logits(dump, prompt, n_prompt, pl, gen, n_gen, gl, c->vocab_size, &err)) {
         cli_fail(cmd, err.msg);
         goto out;
     }
     rc = 0;
-    if (out_ids) {
-        *out_ids = gen;
-        *n_out = n_gen;
-        gen = NULL;
-    }
 out:
-    llama_state_free(&s);
+    for (int i = 0; i < n_states; i++) llama_state_free(&states[i]);
+    free(states);
+    pool_free(pool);
     free(prompt);
     free(gen);
     free(pl);
@@ -240,10 +272,11 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!dir) return cli_usage_error(cmd, "--model DIR is required");
     if (!prompt) return cli_usage_error(cmd, "PROMPT is required");
+    if (dump && f.num_beams > 1) return cli_usage_error(cmd, "--dump-logits works with greedy or sampled decoding, not --beams");
     Error err;
     Llm l;
     if (llm_load(&l, dir, &err)) return cli_fail(cmd, err.msg);
-    int rc = run_generation(cmd, &l, prompt, &f, ids, dump, NULL, NULL);
+    int rc = run_generation(cmd, &l, prompt, &f, ids, dump);
     llm_free(&l);
     return rc;
 }
@@ -295,7 +328,7 @@ int cmd_ask(int argc, char **argv) {
         return cli_fail(cmd, "out of memory");
     }
     if (show) printf("--- prompt ---\n%s--- answer ---\n", prompt);
-    int rc = run_generation(cmd, &l, prompt, &f, 0, NULL, NULL, NULL);
+    int rc = run_generation(cmd, &l, prompt, &f, 0, NULL);
     fflush(stdout); /* the answer first, then the notice, also when both go to one pipe */
     fputs(DISCLAIMER, stderr);
     free(prompt);

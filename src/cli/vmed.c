@@ -80,6 +80,8 @@ const char GEN_FLAGS_HELP[] =
     "  --top-p P                 nucleus sampling mass (default 0.75)\n"
     "  --repetition-penalty R    HF-style penalty on tokens already seen (default 1 = off)\n"
     "  --seed S                  random seed (default 0)\n"
+    "  --beams N                 HF beam search with N beams (num_beams; the original\n"
+    "                            Med-Alpaca demo used 4); prints the text when it ends\n"
     "  -t, --threads N           worker threads (default: all CPUs)\n"
     "  --ctx N                   KV-cache length (default: prompt + max new tokens)\n";
 
@@ -87,6 +89,7 @@ void gen_flags_init(GenFlags *f) {
     f->gen = generate_defaults();
     f->n_threads = cpu_count();
     f->n_ctx = 0;
+    f->num_beams = 1;
 }
 
 int gen_flags_parse(GenFlags *f, const char *cmd, int argc, char **argv, int *i) {
@@ -99,6 +102,11 @@ int gen_flags_parse(GenFlags *f, const char *cmd, int argc, char **argv, int *i)
     }
     int is_n = strcmp(a, "-n") == 0 || strcmp(a, "--max-new-tokens") == 0;
     int is_t = strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0;
+    if (strcmp(a, "--beams") == 0) {
+        if (!(v = cli_value(cmd, argc, argv, i)) || cli_int(cmd, a, v, 1, 64, &n)) return -1;
+        f->num_beams = (int)n;
+        return 1;
+    }
     if (is_n || is_t || strcmp(a, "--top-k") == 0 || strcmp(a, "--seed") == 0 || strcmp(a, "--ctx") == 0) {
         if (!(v = cli_value(cmd, argc, argv, i))) return -1;
         long max = is_t ? 1024 : strcmp(a, "--seed") == 0 ? 0x7fffffffL : 1L << 24;

@@ -91,7 +91,8 @@ void git_free(Git *m) {
     memset(m, 0, sizeof *m);
 }
 
-int git_state_new(GitState *s, const Git *m, int max_text, int n_threads, Error *err) {
+int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Error *err) {
+    int n_threads = pool_size(pool);
     memset(s, 0, sizeof *s);
     const GitConfig *c = &m->config;
     if (max_text < 1 || max_text > c->max_pos)
@@ -119,16 +120,15 @@ int git_state_new(GitState *s, const Git *m, int max_text, int n_threads, Error 
         *ptrs[i] = p;
         p += (sizes[i] + 15) & ~(size_t)15;
     }
-    if (clip_vision_state_new(&s->vision, &c->vision, n_threads, err) ||
-        (n_threads > 1 && pool_create(&s->pool, n_threads, err))) {
+    if (clip_vision_state_new(&s->vision, &c->vision, n_threads, err)) {
         git_state_free(s);
         return -1;
     }
+    s->pool = pool;
     return 0;
 }
 
 void git_state_free(GitState *s) {
-    pool_free(s->pool);
     clip_vision_state_free(&s->vision);
     free(s->arena);
     memset(s, 0, sizeof *s);

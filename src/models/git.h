@@ -40,7 +40,7 @@ typedef struct {
     int n_img;       /* image tokens at the head of the cache */
     int max_text;    /* text tokens the cache holds after them */
     int n_threads;
-    ThreadPool *pool;
+    ThreadPool *pool;  /* borrowed */
     KernelLevel kernel;
     ClipVisionState vision;
     float *projected;                       /* [n_img, dim] the projected image tokens */
@@ -54,7 +54,8 @@ typedef struct {
 int git_load(Git *m, const char *dir, Error *err);
 void git_free(Git *m);
 
-int git_state_new(GitState *s, const Git *m, int max_text, int n_threads, Error *err);
+/* pool (NULL: one thread) is the caller's; beams share one. */
+int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Error *err);
 void git_state_free(GitState *s);
 
 /* Encodes pixels [3, S, S] and fills the image part of every layer's cache.

@@ -93,7 +93,8 @@ size_t llama_weight_bytes(const Llama *m) {
 
 /* -------------------------------------------------------------- run state */
 
-int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, int n_threads, Error *err) {
+int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, ThreadPool *pool, Error *err) {
+    int n_threads = pool_size(pool);
     memset(s, 0, sizeof *s);
     const LlamaConfig *c = &m->config;
     if (n_ctx < 1 || n_ctx > c->max_pos)
@@ -141,16 +142,11 @@ int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, int
             s->rope_sin[(size_t)pos * half + i] = sinf(ang);
         }
     }
-    if (n_threads > 1 && pool_create(&s->pool, n_threads, err)) {
-        free(s->arena);
-        memset(s, 0, sizeof *s);
-        return -1;
-    }
+    s->pool = pool;
     return 0;
 }
 
 void llama_state_free(LlamaState *s) {
-    pool_free(s->pool);
     free(s->arena);
     memset(s, 0, sizeof *s);
 }

@@ -35,7 +35,7 @@ typedef struct {
     int n_ctx;      /* KV cache length */
     int max_batch;  /* tokens per forward call chunk */
     int n_threads;
-    ThreadPool *pool;
+    ThreadPool *pool;  /* borrowed */
     KernelLevel kernel;
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_batch, ...] activations */
     float *att;                                 /* [n_threads, n_ctx] attention scores */
@@ -52,8 +52,9 @@ typedef struct {
 int llama_load(Llama *m, const char *dir, Error *err);
 void llama_free(Llama *m);
 
-/* n_ctx <= max_position_embeddings; n_threads >= 1. */
-int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, int n_threads, Error *err);
+/* n_ctx <= max_position_embeddings. pool (NULL: one thread) is the
+ * caller's: several states, the beams of a beam search, share one. */
+int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, ThreadPool *pool, Error *err);
 void llama_state_free(LlamaState *s);
 
 /* Runs tokens[0..n) at positions pos..pos+n-1, filling the KV cache.

@@ -22,8 +22,9 @@ typedef struct {
     Git model;
     WordPiece *tok;
     ClipProcessorConfig proc;
-    GitState *states; /* one per beam */
+    GitState *states; /* one per beam, sharing one pool */
     int n_states;
+    ThreadPool *pool;
     float *pixels;
     ExpertOptions opt;
 } MedGit;
@@ -33,6 +34,7 @@ static void medgit_free(void *self) {
     if (!g) return;
     for (int i = 0; i < g->n_states; i++) git_state_free(&g->states[i]);
     free(g->states);
+    pool_free(g->pool);
     free(g->pixels);
     wordpiece_free(g->tok);
     git_free(&g->model);
@@ -87,8 +89,9 @@ static int medgit_load(void **self, const char *dir, const ExpertOptions *o, Err
         error_set(err, "out of memory");
         goto fail;
     }
+    if (o->n_threads > 1 && pool_create(&g->pool, o->n_threads, err)) goto fail;
     for (int i = 0; i < g->n_states; i++) {
-        if (git_state_new(&g->states[i], &g->model, g->opt.max_length, o->n_threads, err)) {
+        if (git_state_new(&g->states[i], &g->model, g->opt.max_length, g->pool, err)) {
             g->n_states = i;
             goto fail;
         }
