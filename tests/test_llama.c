@@ -131,6 +131,9 @@ static void t_llama_gqa_greedy(void) { check_greedy("llama-tiny-gqa", 2); }
 
 /* Beam search against HF generate(num_beams=2|4, max_new_tokens=16). */
 static void t_llama_beam_search_matches_hf(void) {
+    NEED_FIXTURE(any, "llama-tiny");
+    NEED_FIXTURE(any_gqa, "llama-tiny-gqa");
+    (void)any, (void)any_gqa;
     Error err;
     cJSON *root;
     CHECK(json_load_file(&root, VMED_SOURCE_DIR "/tests/data/beam_refs.json", 1 << 22, &err) == 0, "%s", err.msg);
