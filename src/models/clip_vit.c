@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
@@ -115,17 +116,8 @@ int clip_vision_state_new(ClipVisionState *s, const ClipVisionConfig *c, int n_t
     size_t sizes[] = {T * D, T * D, T * D, T * D, T * D, T * D, T * H, T * K,
                       (size_t)n_threads * T, matmul_scratch_floats(n_threads, (long)max_k)};
     float **ptrs[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->ff, &s->patches, &s->att_scratch, &s->mm_scratch};
-    size_t total = 0, n = sizeof sizes / sizeof sizes[0];
-    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;
-    if (posix_memalign((void **)&s->arena, 64, total * sizeof(float)) != 0) {
-        s->arena = NULL;
-        return error_set(err, "out of memory for the vision encoder's run state (%.1f MB)", (double)total * 4 / 1e6);
-    }
-    float *p = s->arena;
-    for (size_t i = 0; i < n; i++) {
-        *ptrs[i] = p;
-        p += (sizes[i] + 15) & ~(size_t)15;
-    }
+    if (arena_carve(&s->arena, ptrs, sizes, sizeof sizes / sizeof sizes[0], "the vision encoder's run state", err))
+        return -1;
     s->n_tokens = (int)T;
     return 0;
 }

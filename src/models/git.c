@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
@@ -109,17 +110,7 @@ int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Err
                       matmul_scratch_floats(n_threads, (long)max_k), (size_t)c->vocab_size};
     float **ptrs[] = {&s->projected, &s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->ff,
                       &s->key_cache, &s->value_cache, &s->att_scratch, &s->mm_scratch, &s->logits};
-    size_t total = 0, n = sizeof sizes / sizeof sizes[0];
-    for (size_t i = 0; i < n; i++) total += (sizes[i] + 15) & ~(size_t)15;
-    if (posix_memalign((void **)&s->arena, 64, total * sizeof(float)) != 0) {
-        s->arena = NULL;
-        return error_set(err, "out of memory for GIT's run state (%.1f MB)", (double)total * 4 / 1e6);
-    }
-    float *p = s->arena;
-    for (size_t i = 0; i < n; i++) {
-        *ptrs[i] = p;
-        p += (sizes[i] + 15) & ~(size_t)15;
-    }
+    if (arena_carve(&s->arena, ptrs, sizes, sizeof sizes / sizeof sizes[0], "GIT's run state", err)) return -1;
     if (clip_vision_state_new(&s->vision, &c->vision, n_threads, err)) {
         git_state_free(s);
         return -1;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
@@ -118,18 +119,7 @@ int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, Thr
     };
     float **ptrs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att,
                       &s->key_cache, &s->value_cache, &s->rope_cos, &s->rope_sin, &s->scratch, &s->logits};
-    size_t n_bufs = sizeof sizes / sizeof sizes[0], total = 0;
-    for (size_t i = 0; i < n_bufs; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned pieces */
-    if (posix_memalign((void **)&s->arena, 64, total * sizeof(float)) != 0) {
-        s->arena = NULL;
-        return error_set(err, "out of memory allocating %.1f MB of run state (context %d)",
-                         (double)total * 4 / 1e6, n_ctx);
-    }
-    float *p = s->arena;
-    for (size_t i = 0; i < n_bufs; i++) {
-        *ptrs[i] = p;
-        p += (sizes[i] + 15) & ~(size_t)15;
-    }
+    if (arena_carve(&s->arena, ptrs, sizes, sizeof sizes / sizeof sizes[0], "the LLaMA run state", err)) return -1;
     /* RoPE tables exactly as HF builds them: inv_freq = 1/theta^(2i/d) in
      * f32, angle = (pos / linear_factor) * inv_freq in f32. */
     int half = c->head_dim / 2;
