@@ -169,7 +169,95 @@ static void t_llama_beam_search_matches_hf(void) {
     CHECK(checked == 8, "expected 8 beam cases, checked %d", checked);
 }
 
+/* Copies llama-tiny into dir with every weight stored as dt, or (rounded
+ * != 0) rounded through dt but stored as F32. */
+static int write_converted(const char *src_dir, const char *dir, DType dt, int rounded, Error *err) {
+    char path[700], cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/*.json '%s'/", dir, src_dir, dir);
+    if (system(cmd) != 0) return error_set(err, "cannot copy the config into %s", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
+    SafeTensors st;
+    if (st_open(&st, path, err)) return -1;
+    StTensor *out = calloc((size_t)st.n_tensors, sizeof *out);
+    void **bufs = calloc((size_t)st.n_tensors, sizeof *bufs);
+    for (int i = 0; i < st.n_tensors; i++) {
+        const StTensor *t = &st.tensors[i];
+        size_t n = t->nbytes / 4;
+        out[i] = *t;
+        out[i].dtype = rounded ? DT_F32 : dt;
+        out[i].nbytes = n * dtype_size(out[i].dtype);
+        bufs[i] = malloc(out[i].nbytes ? out[i].nbytes : 1);
+        for (size_t j = 0; j < n; j++) {
+            float v;
+            memcpy(&v, (const float *)t->data + j, 4);
+            uint16_t h = dt == DT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
+            float r = dt == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            if (rounded) ((float *)bufs[i])[j] = r;
+            else ((uint16_t *)bufs[i])[j] = h;
+        }
+        out[i].data = bufs[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = st_save(path, out, st.n_tensors, err);
+    for (int i = 0; i < st.n_tensors; i++) free(bufs[i]);
+    free(bufs);
+    free(out);
+    st_close(&st);
+    return rc;
+}
+
+static float *prompt_logits(const char *dir, const int *ids, int n, Error *err) {
+    Llama m;
+    if (llama_load(&m, dir, err)) return NULL;
+    LlamaState s;
+    float *logits = malloc(sizeof(float) * (size_t)n * m.config.vocab_size);
+    if (llama_state_new(&s, &m, 32, 8, test_pool(2), err)) {
+        free(logits);
+        llama_free(&m);
+        return NULL;
+    }
+    int rc = llama_forward(&m, &s, ids, n, 0, logits, err);
+    llama_state_free(&s);
+    llama_free(&m);
+    if (rc) {
+        free(logits);
+        return NULL;
+    }
+    return logits;
+}
+
+/* F16 and BF16 weights are used in place, converted inside the kernels:
+ * the logits must equal those of an F32 model holding the same rounded
+ * values (only the summation differs), not merely be close to the
+ * unrounded model's. */
+static void t_llama_half_weights_in_place(void) {
+    NEED_FIXTURE(dir, "llama-tiny");
+    int ids[11] = {1, 10987, 886, 29901, 13, 13, 2277, 29937, 13291, 29901, 13};
+    DType dts[2] = {DT_F16, DT_BF16};
+    for (int k = 0; k < 2; k++) {
+        char half[600], rounded[600];
+        snprintf(half, sizeof half, "%s/llama-%s", test_tmpdir(), dtype_name(dts[k]));
+        snprintf(rounded, sizeof rounded, "%s/llama-%s-as-f32", test_tmpdir(), dtype_name(dts[k]));
+        Error err;
+        CHECK(write_converted(dir, half, dts[k], 0, &err) == 0, "%s", err.msg);
+        CHECK(write_converted(dir, rounded, dts[k], 1, &err) == 0, "%s", err.msg);
+        Llama m;
+        CHECK(llama_load(&m, half, &err) == 0, "%s", err.msg);
+        int in_place = m.weights.layers[0].wq.dtype == dts[k];
+        llama_free(&m);
+        CHECK(in_place, "%s weights were converted at load", dtype_name(dts[k]));
+        float *a = prompt_logits(half, ids, 11, &err), *b = a ? prompt_logits(rounded, ids, 11, &err) : NULL;
+        CHECK(a && b, "%s", err.msg);
+        size_t n = (size_t)11 * 32000;
+        float m1 = max_abs(b, n), d = max_abs_diff(a, b, n);
+        free(a);
+        free(b);
+        CHECK(d <= 1e-5f * (m1 > 1 ? m1 : 1), "%s logits differ from the rounded-F32 model's by %g", dtype_name(dts[k]), d);
+    }
+}
+
 void suite_llama(void) {
+    RUN(t_llama_half_weights_in_place);
     RUN(t_llama_beam_search_matches_hf);
     RUN(t_llama_tiny_logits_prefill);
     RUN(t_llama_tiny_logits_two_threads);
