@@ -17,6 +17,7 @@ void suite_tokenizer(void);
 void suite_llama(void);
 void suite_generate(void);
 void suite_prompt(void);
+void suite_table(void);
 void suite_cli(void);
 void suite_image(void);
 void suite_wordpiece(void);
@@ -152,6 +153,7 @@ int main(int argc, char **argv) {
     suite_image();
     suite_wordpiece();
     suite_git();
+    suite_table();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;
