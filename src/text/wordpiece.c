@@ -334,9 +334,8 @@ static int index_vocab(WordPiece *w) {
     return 0;
 }
 
-static int read_vocab(WordPiece *w, const char *path, Error *err) {
-    size_t len;
-    if (file_read_all(path, MAX_VOCAB_BYTES, &w->text, &len, err)) return -1;
+/* w->text holds len bytes of vocab.txt (NUL-terminated); path names it. */
+static int parse_vocab(WordPiece *w, const char *path, size_t len, Error *err) {
     int n = split_lines(w, path, len, NULL, NULL, err);
     if (n < 0) return -1;
     if (n == 0) return error_set(err, "%s: no tokens (the file is empty)", path);
@@ -354,6 +353,12 @@ static int read_vocab(WordPiece *w, const char *path, Error *err) {
     return 0;
 }
 
+static int read_vocab(WordPiece *w, const char *path, Error *err) {
+    size_t len;
+    if (file_read_all(path, MAX_VOCAB_BYTES, &w->text, &len, err)) return -1;
+    return parse_vocab(w, path, len, err);
+}
+
 static WordPiece *wordpiece_new(int lower) {
     WordPiece *w = calloc(1, sizeof *w);
     if (!w) return NULL;
@@ -369,6 +374,25 @@ int wordpiece_load_vocab(WordPiece **out, const char *vocab_path, int do_lower_c
     WordPiece *w = wordpiece_new(do_lower_case != 0);
     if (!w) return error_set(err, "%s: out of memory", vocab_path);
     if (read_vocab(w, vocab_path, err)) {
+        wordpiece_free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+int wordpiece_load_vocab_buffer(WordPiece **out, const char *data, size_t n, const char *label, int do_lower_case,
+                                Error *err) {
+    *out = NULL;
+    if (n > MAX_VOCAB_BYTES) return error_set(err, "%s: %zu bytes, more than a vocabulary may have", label, n);
+    WordPiece *w = wordpiece_new(do_lower_case != 0);
+    if (!w || !(w->text = malloc(n + 1))) {
+        wordpiece_free(w);
+        return error_set(err, "%s: out of memory", label);
+    }
+    memcpy(w->text, data, n);
+    w->text[n] = 0;
+    if (parse_vocab(w, label, n, err)) {
         wordpiece_free(w);
         return -1;
     }

@@ -49,6 +49,10 @@ typedef struct WordPiece WordPiece;
 int wordpiece_load(WordPiece **out, const char *model_dir, Error *err);
 /* A vocab.txt alone: BertTokenizer(vocab_file, do_lower_case=...). */
 int wordpiece_load_vocab(WordPiece **out, const char *vocab_path, int do_lower_case, Error *err);
+/* The same from n bytes of vocab.txt in memory (copied); label names them
+ * in messages. For the fuzz target. */
+int wordpiece_load_vocab_buffer(WordPiece **out, const char *data, size_t n, const char *label, int do_lower_case,
+                                Error *err);
 void wordpiece_free(WordPiece *w);
 
 /* Lines in vocab.txt: ids run from 0 to this minus one. */
