@@ -22,6 +22,7 @@ void suite_cli(void);
 void suite_image(void);
 void suite_wordpiece(void);
 void suite_git(void);
+void suite_pix2struct(void);
 
 static const char *filter;
 static int n_pass, n_fail, n_skip;
@@ -153,6 +154,7 @@ int main(int argc, char **argv) {
     suite_image();
     suite_wordpiece();
     suite_git();
+    suite_pix2struct();
     suite_table();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);

@@ -247,3 +247,139 @@ int git_config_load(GitConfig *c, const char *dir, Error *err) {
     c->pad_id = (int)pad;
     return rc;
 }
+
+/* -------------------------------------------------------------- Pix2Struct */
+
+static int read_dense_act(const cJSON *obj, DenseAct *act, const char *label, Error *err) {
+    const char *s = NULL;
+    if (json_opt_string(obj, "dense_act_fn", &s, label, err)) return -1;
+    if (s && strcmp(s, "gelu_new") != 0)
+        return error_set(err, "%s: dense_act_fn '%s' is not supported (only 'gelu_new')", label, s);
+    *act = DENSE_ACT_GELU_NEW;
+    return 0;
+}
+
+/* An int field that also has an alias key (PretrainedConfig.attribute_map):
+ * HF sets the alias after the real name, so the alias wins. */
+static int read_aliased_int(const cJSON *obj, const char *key, const char *alias, int64_t *out, int64_t min,
+                            int64_t max, const char *label, Error *err) {
+    if (json_opt_int(obj, key, out, min, max, label, err)) return -1;
+    return json_opt_int(obj, alias, out, min, max, label, err);
+}
+
+static int read_p2s_vision(Pix2StructVisionConfig *v, const cJSON *vc, const char *label, Error *err) {
+    /* Pix2StructVisionConfig defaults (pix2struct-base) */
+    int64_t dim = 768, layers = 12, heads = 12, d_kv = 64, d_ff = 2048, seq_len = 4096, patch_dim = 768;
+    double eps = 1e-6;
+    if (!cJSON_IsObject(vc)) return error_set(err, "%s: not an object", label);
+    if (json_opt_int(vc, "hidden_size", &dim, 1, 1 << 16, label, err)) return -1;
+    if (json_opt_int(vc, "num_hidden_layers", &layers, 1, 1024, label, err)) return -1;
+    if (json_opt_int(vc, "num_attention_heads", &heads, 1, 1024, label, err)) return -1;
+    if (json_opt_int(vc, "d_kv", &d_kv, 1, 1 << 16, label, err)) return -1;
+    if (json_opt_int(vc, "d_ff", &d_ff, 1, 1 << 20, label, err)) return -1;
+    if (json_opt_int(vc, "seq_len", &seq_len, 1, 1 << 20, label, err)) return -1;
+    if (json_opt_int(vc, "patch_embed_hidden_size", &patch_dim, 1, 1 << 20, label, err)) return -1;
+    if (json_opt_float(vc, "layer_norm_eps", &eps, 0.0, 1.0, label, err)) return -1;
+    if (read_dense_act(vc, &v->act, label, err)) return -1;
+    if (heads * d_kv > (1 << 16))
+        return error_set(err, "%s: num_attention_heads %lld x d_kv %lld is too large", label, (long long)heads,
+                         (long long)d_kv);
+    v->dim = (int)dim;
+    v->n_layers = (int)layers;
+    v->n_heads = (int)heads;
+    v->d_kv = (int)d_kv;
+    v->d_ff = (int)d_ff;
+    v->seq_len = (int)seq_len;
+    v->patch_dim = (int)patch_dim;
+    v->norm_eps = (float)eps;
+    return 0;
+}
+
+/* Reads text_config and its token ids. */
+static int read_p2s_text(Pix2StructConfig *c, const cJSON *tc, const char *label, Error *err) {
+    /* Pix2StructTextConfig defaults (pix2struct-base) */
+    int64_t dim = 768, layers = 12, heads = 12, d_kv = 64, d_ff = 2048, vocab = 50244, buckets = 32, max_dist = 128;
+    int64_t start = 0, eos = 1, pad = 0;
+    double eps = 1e-6;
+    Pix2StructTextConfig *t = &c->text;
+    if (!cJSON_IsObject(tc)) return error_set(err, "%s: not an object", label);
+    if (json_opt_int(tc, "hidden_size", &dim, 1, 1 << 16, label, err)) return -1;
+    if (read_aliased_int(tc, "num_layers", "num_hidden_layers", &layers, 1, 1024, label, err)) return -1;
+    if (read_aliased_int(tc, "num_heads", "num_attention_heads", &heads, 1, 1024, label, err)) return -1;
+    if (json_opt_int(tc, "d_kv", &d_kv, 1, 1 << 16, label, err)) return -1;
+    if (json_opt_int(tc, "d_ff", &d_ff, 1, 1 << 20, label, err)) return -1;
+    if (json_opt_int(tc, "vocab_size", &vocab, 1, 1 << 24, label, err)) return -1;
+    if (json_opt_int(tc, "relative_attention_num_buckets", &buckets, 2, 1 << 16, label, err)) return -1;
+    if (json_opt_int(tc, "relative_attention_max_distance", &max_dist, 1, 1 << 24, label, err)) return -1;
+    if (json_opt_float(tc, "layer_norm_epsilon", &eps, 0.0, 1.0, label, err)) return -1;
+    if (read_dense_act(tc, &t->act, label, err)) return -1;
+    if (json_opt_int(tc, "decoder_start_token_id", &start, 0, vocab - 1, label, err)) return -1;
+    if (json_opt_int(tc, "eos_token_id", &eos, 0, vocab - 1, label, err)) return -1;
+    if (json_opt_int(tc, "pad_token_id", &pad, 0, vocab - 1, label, err)) return -1;
+    if (heads * d_kv != dim)
+        return error_set(err, "%s: num_heads %lld x d_kv %lld is not hidden_size %lld, as the decoder's attention needs",
+                         label, (long long)heads, (long long)d_kv, (long long)dim);
+    /* T5's log-spaced buckets start at num_buckets / 2 and grow up to max_distance */
+    if (max_dist <= buckets / 2)
+        return error_set(err, "%s: relative_attention_max_distance %lld must exceed relative_attention_num_buckets / 2 = %lld",
+                         label, (long long)max_dist, (long long)(buckets / 2));
+    t->dim = (int)dim;
+    t->n_layers = (int)layers;
+    t->n_heads = (int)heads;
+    t->d_kv = (int)d_kv;
+    t->d_ff = (int)d_ff;
+    t->vocab_size = (int)vocab;
+    t->rel_buckets = (int)buckets;
+    t->rel_max_distance = (int)max_dist;
+    t->norm_eps = (float)eps;
+    c->decoder_start_id = (int)start;
+    c->eos_id = (int)eos;
+    c->pad_id = (int)pad;
+    return 0;
+}
+
+static int read_p2s_config(Pix2StructConfig *c, const cJSON *root, const char *file, Error *err) {
+    if (!cJSON_IsObject(root)) return error_set(err, "%s: not a JSON object", file);
+    const char *mt = NULL;
+    if (json_opt_string(root, "model_type", &mt, file, err)) return -1;
+    if (mt && strcmp(mt, "pix2struct") != 0)
+        return error_set(err, "%s: model_type is '%s', expected 'pix2struct'", file, mt);
+    if (json_opt_bool(root, "tie_word_embeddings", &c->tie_embeddings, file, err)) return -1;
+    cJSON empty = {0};
+    empty.type = cJSON_Object;
+    char label[1200];
+    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    snprintf(label, sizeof label, "%s: vision_config", file);
+    if (read_p2s_vision(&c->vision, vc && !cJSON_IsNull(vc) ? vc : &empty, label, err)) return -1;
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    snprintf(label, sizeof label, "%s: text_config", file);
+    if (read_p2s_text(c, tc && !cJSON_IsNull(tc) ? tc : &empty, label, err)) return -1;
+    if (c->vision.dim != c->text.dim)
+        return error_set(err, "%s: vision_config hidden_size %d differs from text_config hidden_size %d; the decoder's "
+                         "cross-attention needs them equal", file, c->vision.dim, c->text.dim);
+    return 0;
+}
+
+int pix2struct_config_load(Pix2StructConfig *c, const char *dir, Error *err) {
+    memset(c, 0, sizeof *c);
+    char path[1100];
+    if (path_join(path, sizeof path, dir, "config.json", err)) return -1;
+    cJSON *root;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    int rc = read_p2s_config(c, root, path, err);
+    cJSON_Delete(root);
+    if (rc) return -1;
+    if (path_join(path, sizeof path, dir, "generation_config.json", err)) return -1;
+    if (!file_exists(path)) return 0;
+    if (json_load_file(&root, path, CONFIG_MAX_BYTES, err)) return -1;
+    int64_t start = c->decoder_start_id, pad = c->pad_id;
+    int vocab = c->text.vocab_size;
+    rc = !cJSON_IsObject(root) ? error_set(err, "%s: not a JSON object", path) : 0;
+    if (!rc) rc = json_opt_int(root, "decoder_start_token_id", &start, 0, vocab - 1, path, err);
+    if (!rc) rc = read_token_id(root, "eos_token_id", &c->eos_id, vocab, path, err);
+    if (!rc) rc = json_opt_int(root, "pad_token_id", &pad, 0, vocab - 1, path, err);
+    cJSON_Delete(root);
+    c->decoder_start_id = (int)start;
+    c->pad_id = (int)pad;
+    return rc;
+}

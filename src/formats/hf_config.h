@@ -52,4 +52,53 @@ typedef struct {
  * is an error naming the field. */
 int git_config_load(GitConfig *c, const char *dir, Error *err);
 
+/* -------------------------------------------------------------- Pix2Struct */
+
+/* The feed-forward activation (dense_act_fn). Only gelu_new, the tanh
+ * approximation every Pix2Struct checkpoint uses, is supported. */
+typedef enum { DENSE_ACT_GELU_NEW = 0 } DenseAct;
+
+/* Pix2StructVisionConfig: the patch encoder. */
+typedef struct {
+    int dim;         /* hidden_size */
+    int n_layers;    /* num_hidden_layers */
+    int n_heads;     /* num_attention_heads */
+    int d_kv;        /* per-head size; n_heads * d_kv need not equal dim */
+    int d_ff;
+    int seq_len;     /* rows of the row and column embedders: patch row/column ids are < seq_len */
+    int patch_dim;   /* patch_embed_hidden_size: pixel values per patch (16 * 16 * 3) */
+    float norm_eps;  /* layer_norm_eps */
+    DenseAct act;    /* dense_act_fn */
+} Pix2StructVisionConfig;
+
+/* Pix2StructTextConfig: the T5-style decoder. */
+typedef struct {
+    int dim;              /* hidden_size */
+    int n_layers;         /* num_layers (alias num_hidden_layers) */
+    int n_heads;          /* num_heads (alias num_attention_heads) */
+    int d_kv;             /* n_heads * d_kv == dim, as HF's text attention needs */
+    int d_ff;
+    int vocab_size;
+    int rel_buckets;      /* relative_attention_num_buckets */
+    int rel_max_distance; /* relative_attention_max_distance */
+    float norm_eps;       /* layer_norm_epsilon */
+    DenseAct act;         /* dense_act_fn */
+} Pix2StructTextConfig;
+
+typedef struct {
+    Pix2StructVisionConfig vision;
+    Pix2StructTextConfig text;
+    int tie_embeddings;   /* tie_word_embeddings: lm_head is embed_tokens */
+    int decoder_start_id; /* the decoder's first input (the pad id in every checkpoint) */
+    int eos_id, pad_id;
+} Pix2StructConfig;
+
+/* dir/config.json of a Pix2StructForConditionalGeneration (DePlot). The
+ * nested text_config / vision_config store only the keys that differ from
+ * transformers' class defaults, which are filled in here. The token ids come
+ * from text_config (HF copies them up from there); generation_config.json
+ * overrides them when present. The decoder's cross-attention reads encoder
+ * rows with text-sized projections, so the two hidden sizes must agree. */
+int pix2struct_config_load(Pix2StructConfig *c, const char *dir, Error *err);
+
 #endif

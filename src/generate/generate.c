@@ -48,6 +48,28 @@ Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *states, int n) {
     return d;
 }
 
+static int pix2struct_decoder_forward(void *self, int slot, const int *tokens, int n, int pos, float *all_logits,
+                                      Error *err) {
+    Pix2StructDecoder *pd = self;
+    return pix2struct_decode(pd->model, &pd->states[slot], tokens, n, pos, all_logits, err);
+}
+
+static float *pix2struct_decoder_logits(void *self, int slot) { return ((Pix2StructDecoder *)self)->states[slot].logits; }
+
+static void pix2struct_decoder_copy(void *self, int dst, int src, int from, int to) {
+    Pix2StructDecoder *pd = self;
+    pix2struct_state_copy_text(&pd->states[dst], &pd->states[src], pd->model, from, to);
+}
+
+Decoder pix2struct_decoder(Pix2StructDecoder *pd, const Pix2Struct *m, Pix2StructState *states, int n) {
+    pd->model = m;
+    pd->states = states;
+    pd->n_states = n;
+    Decoder d = {pd, m->config.text.vocab_size, states[0].max_text, n, pix2struct_decoder_forward,
+                 pix2struct_decoder_logits, pix2struct_decoder_copy};
+    return d;
+}
+
 /* ------------------------------------------------------- sampling loop */
 
 GenerateOptions generate_defaults(void) {

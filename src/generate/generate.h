@@ -8,6 +8,7 @@
 #include "generate/sampler.h"
 #include "models/git.h"
 #include "models/llama.h"
+#include "models/pix2struct.h"
 
 /* What generation needs of a model. A decoder holds n_slots independent
  * sequences (one KV cache each): sampling uses slot 0, beam search one slot
@@ -43,6 +44,17 @@ typedef struct {
 /* A Decoder over GIT's text decoder; every state must hold the encoded
  * image (git_copy_image). Positions count text tokens, [CLS] at 0. */
 Decoder git_decoder(GitDecoder *gd, const Git *m, GitState *states, int n);
+
+typedef struct {
+    const Pix2Struct *model;
+    Pix2StructState *states;
+    int n_states;
+} Pix2StructDecoder;
+
+/* A Decoder over Pix2Struct's text decoder; every state must hold the
+ * encoded image (pix2struct_state_copy_encoder). Position 0 holds the
+ * decoder start token, which is the prompt. */
+Decoder pix2struct_decoder(Pix2StructDecoder *pd, const Pix2Struct *m, Pix2StructState *states, int n);
 
 /* Called for every generated id (EOS included) before the next step;
  * returning non-zero stops generation. */
