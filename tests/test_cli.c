@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -289,7 +290,73 @@ static void t_cli_caption_bad_inputs(void) {
           "message: %s", errout);
 }
 
+/* deplot on the fixture's charts, end to end from the files with vmed's
+ * own header rendering: HF's generate(max_new_tokens=24) ids for both
+ * patch budgets (forward.json), and the parsed table in --json. */
+static void t_cli_deplot_matches_fixture(void) {
+    NEED_FIXTURE(dir, "pix2struct-tiny");
+    NEED_FIXTURE(fj, "pix2struct-tiny/ref/forward.json");
+    NEED_FIXTURE(bar, "images/bar.png");
+    NEED_FIXTURE(plot, "images/plot.jpg");
+    if (access("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", R_OK) != 0) {
+        test_skip("DejaVuSans.ttf (Debian fonts-dejavu-core) is not installed");
+        return;
+    }
+    cJSON *root;
+    Error err;
+    CHECK(json_load_file(&root, fj, 1 << 22, &err) == 0, "%s", err.msg);
+    const char *images[2] = {bar, plot}, *budgets[2] = {"512", "2048"};
+    int checked = 0;
+    for (int i = 0; i < 2; i++)
+        for (int b = 0; b < 2; b++) {
+            const cJSON *v = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "runs"), i), "variants"), budgets[b]);
+            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "generate"), "ids"));
+            char args[4096];
+            snprintf(args, sizeof args, "deplot --model '%s' --max-patches %s --max-length 25 --json '%s'", dir,
+                     budgets[b], images[i]);
+            int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+            cJSON *obj = cJSON_Parse(out);
+            char *got = obj ? cJSON_PrintUnformatted(cJSON_GetObjectItem(obj, "ids")) : NULL;
+            int same = want && got && strcmp(want, got) == 0;
+            int has_table = obj && cJSON_IsObject(cJSON_GetObjectItem(obj, "table")) &&
+                            cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "table"), "rows"));
+            free(want);
+            free(got);
+            cJSON_Delete(obj);
+            if (rc != 0 || !same || !has_table) {
+                cJSON_Delete(root);
+                test_fail(__FILE__, __LINE__, "%s max_patches %s: exit %d, ids %s HF's, table %s: %s%s", images[i],
+                          budgets[b], rc, same ? "equal" : "differ from", has_table ? "present" : "missing", out,
+                          errout);
+                return;
+            }
+            checked++;
+        }
+    cJSON_Delete(root);
+    CHECK(checked == 4, "checked %d", checked);
+}
+
+static void t_cli_deplot_bad_inputs(void) {
+    NEED_FIXTURE(dir, "pix2struct-tiny");
+    NEED_FIXTURE(bar, "images/bar.png");
+    char args[4096];
+    snprintf(args, sizeof args, "deplot --model '%s' --max-patches 0 '%s'", dir, bar);
+    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "option '--max-patches' wants an integer in 1..1048576, got '0'"),
+          "max-patches 0: %s", errout);
+    snprintf(args, sizeof args, "deplot --model '%s' --font /nonexistent/Arial.ttf '%s'", dir, bar);
+    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1 && strstr(errout, "/nonexistent/Arial.ttf"),
+          "missing font: %s", errout);
+    snprintf(args, sizeof args, "deplot --model '%s' '%s'", dir, "/nonexistent/chart.png");
+    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1 &&
+              strstr(errout, "/nonexistent/chart.png: cannot open"),
+          "missing image: %s", errout);
+}
+
 void suite_cli(void) {
+    RUN(t_cli_deplot_matches_fixture);
+    RUN(t_cli_deplot_bad_inputs);
     RUN(t_cli_caption_matches_fixture);
     RUN(t_cli_caption_beams_match_hf);
     RUN(t_cli_caption_bad_inputs);

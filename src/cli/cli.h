@@ -39,5 +39,6 @@ int cmd_ask(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
+int cmd_deplot(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const char USAGE[] =
     "  ask        answer a question with Med-Alpaca (the Alpaca prompt template)\n"
     "  generate   continue a raw prompt with a LLaMA-family model\n"
     "  caption    caption radiology images with Med-GIT\n"
+    "  deplot     read the data table out of charts with DePlot\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  synth      write a random-weight LLaMA folder (demo and benchmarks)\n"
     "  bench      measure prefill and decode speed of a model\n"
@@ -141,7 +142,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {{"ask", cmd_ask},     {"generate", cmd_generate}, {"tokenize", cmd_tokenize},
                 {"synth", cmd_synth}, {"bench", cmd_bench},
-                {"caption", cmd_caption}};
+                {"caption", cmd_caption}, {"deplot", cmd_deplot}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vmed: unknown command '%s'\n\n%s", argv[1], USAGE);

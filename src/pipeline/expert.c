@@ -5,10 +5,11 @@
 
 static const ExpertKind *const EXPERTS[] = {
     &EXPERT_MED_GIT,
+    &EXPERT_DEPLOT,
 };
 
 ExpertOptions expert_default_options(void) {
-    ExpertOptions o = {1, 1, 0, 1.0f, image_default_limits()};
+    ExpertOptions o = {1, 1, 0, 1.0f, image_default_limits(), 0, NULL, NULL};
     return o;
 }
 

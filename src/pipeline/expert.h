@@ -14,6 +14,10 @@ typedef struct {
     int max_length;     /* HF max_length (counts the decoder's start token); 0: the model's default */
     float length_penalty;
     ImageLimits limits;
+    /* DePlot (Pix2Struct) only */
+    int max_patches;        /* 0: 2048, what Pix2StructProcessor passes unless told */
+    const char *header;     /* NULL: DePlot's "Generate underlying data table of the figure below:" */
+    const char *font_path;  /* NULL: the renderer's default */
 } ExpertOptions;
 
 ExpertOptions expert_default_options(void);
@@ -42,5 +46,6 @@ const ExpertKind *expert_for_class(const char *router_class);
 
 /* The experts, each defined in its own expert_*.c file. */
 extern const ExpertKind EXPERT_MED_GIT;
+extern const ExpertKind EXPERT_DEPLOT;
 
 #endif
