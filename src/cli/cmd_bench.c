@@ -7,7 +7,12 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "base/file.h"
+#include "formats/json_util.h"
 #include "image/clip_preprocess.h"
+#include "image/pix2struct_preprocess.h"
+#include "image/render.h"
+#include "models/pix2struct.h"
 
 static const char BENCH_HELP[] =
     "usage: vmed bench --model DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]\n"
@@ -18,7 +23,9 @@ static const char BENCH_HELP[] =
     "repetitions, peak resident memory, and the weight bytes one decoded token\n"
     "reads with the bandwidth that implies.\n"
     "GIT (--image): image-to-caption latency: decode the file, preprocess, encode,\n"
-    "and N greedy tokens (EOS ignored, so every run makes N).\n";
+    "and N greedy tokens (EOS ignored, so every run makes N).\n"
+    "Pix2Struct (--image): chart-to-table latency: decode, render DePlot's header,\n"
+    "preprocess into 2048 patches, encode, and N greedy tokens.\n";
 
 static double now_s(void) {
     struct timespec ts;
@@ -112,6 +119,99 @@ static int bench_caption(const char *cmd, const char *dir, const char *image, Th
 
 static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long pp, long tg, long reps, int json);
 
+/* Seconds for one chart: load + header + patches + encode + n tokens. */
+static int chart_once(const Pix2Struct *m, Pix2StructState *s, const Pix2StructProcessorConfig *proc,
+                      const RenderOptions *ro, const char *path, int n, float *patches, float *mask, double *secs,
+                      Error *err) {
+    double t0 = now_s();
+    Image img, rgb, with;
+    if (image_load(&img, path, NULL, err)) return -1;
+    int rc = image_to_rgb8(&rgb, &img, err);
+    image_free(&img);
+    if (rc) return -1;
+    rc = render_header(&with, &rgb, "Generate underlying data table of the figure below:", ro, err);
+    image_free(&rgb);
+    if (rc) return -1;
+    int n_valid, rows, cols;
+    rc = pix2struct_preprocess(patches, mask, &n_valid, &rows, &cols, &with, proc, s->max_patches, err);
+    image_free(&with);
+    if (rc || pix2struct_encode(m, s, patches, mask, s->max_patches, err)) return -1;
+    Pix2StructDecoder pd;
+    Decoder d = pix2struct_decoder(&pd, m, s, 1);
+    GenerateOptions o = generate_defaults();
+    o.sampling.greedy = 1;
+    o.max_new_tokens = n;
+    o.eos_id = -1;
+    int ids[1024], n_out, start = m->config.decoder_start_id;
+    if (generate(&d, &start, 1, &o, ids, &n_out, err)) return -1;
+    *secs = now_s() - t0;
+    return 0;
+}
+
+static int bench_chart(const char *cmd, const char *dir, const char *image, ThreadPool *pool, long n, long reps,
+                       int json) {
+    Error err;
+    Pix2Struct m;
+    Pix2StructProcessorConfig proc;
+    RenderOptions ro;
+    render_options_default(&ro);
+    double t0 = now_s();
+    if (pix2struct_load(&m, dir, &err)) return cli_fail(cmd, err.msg);
+    double load_s = now_s() - t0;
+    if (pix2struct_processor_config_load(&proc, dir, &err)) {
+        pix2struct_free(&m);
+        return cli_fail(cmd, err.msg);
+    }
+    if (n < 1 || n > 1000) {
+        pix2struct_free(&m);
+        return cli_usage_error(cmd, "-n %ld is out of range 1..1000", n);
+    }
+    int max_patches = PIX2STRUCT_PROCESSOR_MAX_PATCHES;
+    Pix2StructState s;
+    if (pix2struct_state_new(&s, &m, max_patches, (int)n + 1, pool, &err)) {
+        pix2struct_free(&m);
+        return cli_fail(cmd, err.msg);
+    }
+    float *patches = malloc(sizeof(float) * (size_t)max_patches * (size_t)pix2struct_patch_dim(&proc));
+    float *mask = malloc(sizeof(float) * (size_t)max_patches);
+    double *t = calloc((size_t)reps + 1, sizeof(double));
+    int rc = 0;
+    for (long r = 0; r <= reps && !rc; r++) /* run 0 warms up */
+        if (chart_once(&m, &s, &proc, &ro, image, (int)n, patches, mask, &t[r], &err)) rc = cli_fail(cmd, err.msg);
+    if (!rc) {
+        double mean, sd;
+        mean_sd(t + 1, (int)reps, &mean, &sd);
+        const char *dt = dtype_name(m.weights.lm_head.dtype);
+        if (json)
+            printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"kernel\": \"%s\", \"tokens\": %ld, "
+                   "\"chart_s\": %.4f, \"chart_sd\": %.4f, \"load_s\": %.3f}\n",
+                   dir, dt, pool_size(pool), kernel_name(kernel_best()), n, mean, sd, load_s);
+        else
+            printf("model %s: Pix2Struct %s, %d + %d layers, %d wide; %d threads, %s kernels\n"
+                   "  chart (load + header + %d patches + encode + %ld tokens) %.3f ± %.3f s\n",
+                   dir, dt, m.config.vision.n_layers, m.config.text.n_layers, m.config.vision.dim, pool_size(pool),
+                   kernel_name(kernel_best()), max_patches, n, mean, sd);
+    }
+    free(patches);
+    free(mask);
+    free(t);
+    pix2struct_state_free(&s);
+    pix2struct_free(&m);
+    return rc;
+}
+
+/* "git", "pix2struct", "llama", ... from dir/config.json; "" when unknown. */
+static void model_type(const char *dir, char *out, size_t cap) {
+    char path[1100];
+    cJSON *root;
+    Error err;
+    out[0] = 0;
+    if (path_join(path, sizeof path, dir, "config.json", &err) || json_load_file(&root, path, 1 << 22, &err)) return;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (cJSON_IsString(t)) snprintf(out, cap, "%s", t->valuestring);
+    cJSON_Delete(root);
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *dir = NULL, *image = NULL;
     int n_given = 0;
@@ -150,8 +250,11 @@ int cmd_bench(int argc, char **argv) {
     ThreadPool *pool = NULL;
     Error perr;
     if (threads > 1 && pool_create(&pool, (int)threads, &perr)) return cli_fail(cmd, perr.msg);
-    int result = image ? bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps, json)
-                       : bench_llama(cmd, dir, pool, pp, tg, reps, json);
+    char type[64];
+    model_type(dir, type, sizeof type);
+    int result = !image                          ? bench_llama(cmd, dir, pool, pp, tg, reps, json)
+                 : strcmp(type, "pix2struct") == 0 ? bench_chart(cmd, dir, image, pool, n_given ? tg : 20, reps, json)
+                                                   : bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps, json);
     pool_free(pool);
     return result;
 }

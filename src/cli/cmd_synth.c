@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "models/git_synth.h"
 #include "models/llama_synth.h"
+#include "models/pix2struct_synth.h"
 
 static const char SYNTH_HELP[] =
     "usage: vmed synth --out DIR [--arch llama|git] [--preset NAME] [--dtype f32|f16|bf16] [--seed N]\n"
@@ -19,7 +20,10 @@ static const char SYNTH_HELP[] =
     "    7b (LLaMA-7B's shape; 13.5 GB in f16). The shape options override them.\n"
     "  git: a GitForCausalLM (Med-GIT) folder with preprocessor_config.json and a\n"
     "    synthetic vocab.txt. Presets: tiny (the fixture's shape, default), base\n"
-    "    (microsoft/git-base: ViT-B/16, 6-layer 768-wide decoder, vocab 30522).\n";
+    "    (microsoft/git-base: ViT-B/16, 6-layer 768-wide decoder, vocab 30522).\n"
+    "  pix2struct: a DePlot-shaped folder without a tokenizer, for benchmarks.\n"
+    "    Presets: tiny (the fixture's shape, default), base (google/deplot:\n"
+    "    12+12 layers, 768 wide, vocab 50244).\n";
 
 int cmd_synth(int argc, char **argv) {
     const char *cmd = "synth", *out = NULL, *preset = "tiny", *dtype = "f32", *arch = "llama";
@@ -73,7 +77,18 @@ int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "vmed synth: wrote %s (random weights: its captions are noise)\n", out);
         return 0;
     }
-    if (strcmp(arch, "llama") != 0) return cli_usage_error(cmd, "--arch must be llama or git, got '%s'", arch);
+    if (strcmp(arch, "pix2struct") == 0) {
+        if (dim || layers || heads || kv || ffn || vocab || ctx)
+            return cli_usage_error(cmd, "the shape options apply to --arch llama only");
+        if (pix2struct_synth_write(preset, dt, (uint64_t)seed, out, &err)) {
+            if (strstr(err.msg, "unknown Pix2Struct preset")) return cli_usage_error(cmd, "%s", err.msg);
+            return cli_fail(cmd, err.msg);
+        }
+        fprintf(stderr, "vmed synth: wrote %s (random weights, no tokenizer: for benchmarks)\n", out);
+        return 0;
+    }
+    if (strcmp(arch, "llama") != 0)
+        return cli_usage_error(cmd, "--arch must be llama, git or pix2struct, got '%s'", arch);
     LlamaConfig c;
     if (llama_synth_preset(&c, preset, &err)) return cli_usage_error(cmd, "%s", err.msg);
     if (dim) c.dim = (int)dim;
