@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs what vmed's build needs on Debian 12 (and Ubuntu): a C compiler,
-# CMake, cJSON, libspng (PNG) and libjpeg-turbo (JPEG). With --fuzz also
+# CMake, cJSON, libspng (PNG), libjpeg-turbo (JPEG), FreeType and the fonts the
+# Pix2Struct header is drawn with (DejaVu Sans; Liberation Sans stands in
+# for the Arial real DePlot used). With --fuzz also
 # clang, whose libFuzzer `make fuzz` uses.
 set -e
-PKGS="build-essential cmake pkg-config libcjson-dev libspng-dev libjpeg62-turbo-dev"
+PKGS="build-essential cmake pkg-config libcjson-dev libspng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core fonts-liberation"
 if [ "$1" = "--fuzz" ]; then PKGS="$PKGS clang libclang-rt-dev"; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

@@ -20,6 +20,7 @@ void suite_prompt(void);
 void suite_table(void);
 void suite_cli(void);
 void suite_image(void);
+void suite_pix2struct_image(void);
 void suite_wordpiece(void);
 void suite_git(void);
 void suite_pix2struct(void);
@@ -152,6 +153,7 @@ int main(int argc, char **argv) {
     suite_generate();
     suite_prompt();
     suite_image();
+    suite_pix2struct_image();
     suite_wordpiece();
     suite_git();
     suite_pix2struct();
