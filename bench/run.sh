@@ -84,6 +84,23 @@ else
     echo "== reference: no python with torch + transformers (set VMED_BENCH_PYTHON), so no PyTorch figures"
 fi
 
+# DePlot: chart-to-table latency at google/deplot's shape (Pix2Struct-base,
+# 2048 patches), vmed against HF on PyTorch, same checkpoint, chart, threads.
+CHART=assets/samples/papule-bar-chart.png
+: > "$OUT/chart.jsonl"
+: > "$OUT/chart_torch.jsonl"
+[ -f "$DIR/deplot-base-f32/model.safetensors" ] || "$VMED" synth --arch pix2struct --preset base --out "$DIR/deplot-base-f32" --seed 1
+t=1
+while [ "$t" -le "$NPROC" ]; do
+    echo "== deplot-base-f32 chart, $t thread(s)"
+    "$VMED" bench --model "$DIR/deplot-base-f32" --image "$CHART" -t "$t" -n 20 -r 3 --json | tee -a "$OUT/chart.jsonl"
+    if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, transformers, PIL" 2>/dev/null; then
+        echo "== PyTorch reference deplot-base-f32 chart, $t thread(s)"
+        "$PY" bench/deplot_bench.py "$DIR/deplot-base-f32" "$CHART" "$t" 20 3 2>/dev/null | tee -a "$OUT/chart_torch.jsonl"
+    fi
+    t=$((t + 1))
+done
+
 if [ -z "$LLAMA_CPP_DIR" ]; then
     echo "== reference: LLAMA_CPP_DIR is not set, so no llama.cpp figures in this run"
 else
@@ -91,7 +108,7 @@ else
 fi
 
 echo "== summary"
-python3 - "$OUT/limits.txt" "$OUT/results.jsonl" "$OUT/caption.jsonl" "$OUT/caption_torch.jsonl" <<'PY'
+python3 - "$OUT/limits.txt" "$OUT/results.jsonl" "$OUT/caption.jsonl" "$OUT/caption_torch.jsonl" "$OUT/chart.jsonl" "$OUT/chart_torch.jsonl" <<'PY'
 import json, re, sys
 bw, peak = {}, {}
 for line in open(sys.argv[1]):
@@ -130,4 +147,17 @@ for line in open(sys.argv[3]):
 if torch:
     v = next(iter(torch.values()))
     print(f"PyTorch reference: torch {v['torch']}, transformers {v['transformers']}, F32 (ratios of F16 rows are against it too)")
+ctorch = {}
+for line in open(sys.argv[6]):
+    r = json.loads(line)
+    ctorch[r["threads"]] = r
+print()
+print(f"{'chart (load+header+2048 patches+encode+20 tokens)':<52}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
+for line in open(sys.argv[5]):
+    r = json.loads(line)
+    name = r["model"].rstrip("/").split("/")[-1]
+    t = ctorch.get(r["threads"])
+    ref = f"{t['chart_s']:.3f} ± {t['chart_sd']:.3f}" if t else "-"
+    ratio = f"{r['chart_s'] / t['chart_s']:.2f}x" if t else "-"
+    print(f"{name:<52}{r['threads']:>4}{r['chart_s']:>9.3f} ± {r['chart_sd']:<5.3f}{ref:>16}{ratio:>14}")
 PY
