@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
 #include <math.h>
 
 #include "base/threads.h"
@@ -67,13 +68,16 @@ void test_run(const char *name, void (*fn)(void)) {
 }
 
 const char *fixture_path(const char *rel) {
-    static char bufs[8][1024];
+    static char bufs[8][PATH_MAX];
     static int next;
     const char *root = getenv("VMED_FIXTURES");
     if (!root || !*root) root = "../shared/fixtures";
     char *buf = bufs[next++ % 8];
-    snprintf(buf, sizeof bufs[0], "%s/%s", root, rel);
-    if (access(buf, R_OK) != 0) return NULL;
+    char joined[1024];
+    snprintf(joined, sizeof joined, "%s/%s", root, rel);
+    if (access(joined, R_OK) != 0) return NULL;
+    /* absolute, so that tests may symlink to it from their scratch dir */
+    if (!realpath(joined, buf)) snprintf(buf, sizeof bufs[0], "%s", joined);
     return buf;
 }
 

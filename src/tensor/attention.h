@@ -24,10 +24,16 @@ typedef struct {
     float scale;         /* usually 1/sqrt(head_dim); T5-style models use 1 */
     const float *bias;   /* optional additive bias [n_heads, n_q, bias_stride] (relative positions) */
     long bias_stride;
-    float *scratch;      /* pool_size(pool) * n_kv floats */
+    float *scratch;      /* attention_scratch_floats(pool_size(pool), n_kv) floats */
     KernelLevel kernel;  /* AVX2 or the scalar reference */
 } Attention;
 
+/* Queries are taken ATTENTION_QUERY_BLOCK at a time per head, so each key
+ * and value row is read once per block rather than once per query: with
+ * 2048 keys a head's keys no longer fit L1 and would stream from memory. */
+#define ATTENTION_QUERY_BLOCK 16
+
+size_t attention_scratch_floats(int nth, int n_kv);
 void attention(ThreadPool *pool, const Attention *a);
 
 #endif
