@@ -66,14 +66,14 @@ for dt in f32 f16; do
 done
 PY=${VMED_BENCH_PYTHON:-}
 if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && [ -z "$PY" ]; then
-    if [ ! -x "$BUILD/bench-venv/bin/python" ] || ! "$BUILD/bench-venv/bin/python" -c "import torch, transformers, PIL" 2>/dev/null; then
+    if [ ! -x "$BUILD/bench-venv/bin/python" ] || ! "$BUILD/bench-venv/bin/python" -c "import torch, torchvision, transformers, PIL" 2>/dev/null; then
         echo "== making $BUILD/bench-venv with torch, transformers and pillow from PyPI (once; several GB)"
-        python3 -m venv "$BUILD/bench-venv" && "$BUILD/bench-venv/bin/pip" install -q torch transformers pillow || true
+        python3 -m venv "$BUILD/bench-venv" && "$BUILD/bench-venv/bin/pip" install -q torch torchvision transformers pillow || true
     fi
     PY=$BUILD/bench-venv/bin/python
 fi
 : > "$OUT/caption_torch.jsonl"
-if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, transformers, PIL" 2>/dev/null; then
+if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, torchvision, transformers, PIL" 2>/dev/null; then
     t=1
     while [ "$t" -le "$NPROC" ]; do
         echo "== PyTorch reference git-base-f32 caption, $t thread(s)"
@@ -94,7 +94,7 @@ t=1
 while [ "$t" -le "$NPROC" ]; do
     echo "== deplot-base-f32 chart, $t thread(s)"
     "$VMED" bench --model "$DIR/deplot-base-f32" --image "$CHART" -t "$t" -n 20 -r 3 --json | tee -a "$OUT/chart.jsonl"
-    if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, transformers, PIL" 2>/dev/null; then
+    if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && "$PY" -c "import torch, torchvision, transformers, PIL" 2>/dev/null; then
         echo "== PyTorch reference deplot-base-f32 chart, $t thread(s)"
         "$PY" bench/deplot_bench.py "$DIR/deplot-base-f32" "$CHART" "$t" 20 3 2>/dev/null | tee -a "$OUT/chart_torch.jsonl"
     fi
