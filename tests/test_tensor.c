@@ -118,6 +118,26 @@ static void t_rmsnorm_softmax_rope(void) {
     CHECK(v[0] == -3 && v[1] == -4 && v[2] == 1 && v[3] == 2, "rope rotate_half layout: %g %g %g %g", v[0], v[1], v[2], v[3]);
 }
 
+static void t_softmax_avx2_matches_scalar(void) {
+    if (kernel_best() == KERNEL_SCALAR) {
+        test_skip("this CPU has no AVX2: only the scalar path exists");
+        return;
+    }
+    unsigned seed = 3;
+    for (long n = 1; n < 300; n += 37) {
+        float a[300], b[300];
+        for (long i = 0; i < n; i++) a[i] = b[i] = 30.0f * frand(&seed) - (i % 5 == 0 ? 100.0f : 0.0f);
+        softmax(a, n);
+        softmax_avx2(b, n);
+        float worst = 0;
+        for (long i = 0; i < n; i++) {
+            float d = fabsf(a[i] - b[i]) / (a[i] > 1e-30f ? a[i] : 1e-30f);
+            if (a[i] > 1e-20f && d > worst) worst = d;
+        }
+        CHECK(worst < 2e-6f, "n %ld: relative difference %g", n, worst);
+    }
+}
+
 static void add_one(void *ctx, int ith, int nth) {
     int *hits = ctx;
     long lo, hi;
@@ -141,5 +161,6 @@ void suite_tensor(void) {
     RUN(t_matmul_levels_agree);
     RUN(t_matvec_rows_levels_agree);
     RUN(t_rmsnorm_softmax_rope);
+    RUN(t_softmax_avx2_matches_scalar);
     RUN(t_thread_pool_covers_range_once);
 }

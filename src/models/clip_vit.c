@@ -114,7 +114,7 @@ int clip_vision_state_new(ClipVisionState *s, const ClipVisionConfig *c, int n_t
     size_t max_k = H > D ? H : D;
     if (K > max_k) max_k = K;
     size_t sizes[] = {T * D, T * D, T * D, T * D, T * D, T * D, T * H, T * K,
-                      attention_scratch_floats(n_threads, (int)T), matmul_scratch_floats(n_threads, (long)max_k)};
+                      attention_scratch_floats(n_threads, (int)T, c->dim / c->n_heads), matmul_scratch_floats(n_threads, (long)max_k)};
     float **ptrs[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->ff, &s->patches, &s->att_scratch, &s->mm_scratch};
     if (arena_carve(&s->arena, ptrs, sizes, sizeof sizes / sizeof sizes[0], "the vision encoder's run state", err))
         return -1;

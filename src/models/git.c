@@ -106,7 +106,7 @@ int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Err
     size_t ctx = (size_t)(s->n_img + max_text), max_k = H > D ? H : D;
     if ((size_t)c->vision.dim > max_k) max_k = (size_t)c->vision.dim;
     size_t sizes[] = {(size_t)s->n_img * D, R * D, R * D, R * D, R * D, R * D, R * D, R * H,
-                      (size_t)c->n_layers * ctx * D, (size_t)c->n_layers * ctx * D, attention_scratch_floats(n_threads, (int)ctx),
+                      (size_t)c->n_layers * ctx * D, (size_t)c->n_layers * ctx * D, attention_scratch_floats(n_threads, (int)ctx, c->dim / c->n_heads),
                       matmul_scratch_floats(n_threads, (long)max_k), (size_t)c->vocab_size};
     float **ptrs[] = {&s->projected, &s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->ff,
                       &s->key_cache, &s->value_cache, &s->att_scratch, &s->mm_scratch, &s->logits};

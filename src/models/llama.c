@@ -112,7 +112,7 @@ int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, Thr
     if (q_dim > max_k) max_k = q_dim;
     size_t sizes[] = {
         B * dim, B * (dim > q_dim ? dim : q_dim), B * (dim > q_dim ? dim : q_dim), B * q_dim, B * kv_dim,
-        B * kv_dim, B * hid, B * hid, attention_scratch_floats(n_threads, n_ctx),
+        B * kv_dim, B * hid, B * hid, attention_scratch_floats(n_threads, n_ctx, c->head_dim),
         (size_t)c->n_layers * (size_t)n_ctx * kv_dim, (size_t)c->n_layers * (size_t)n_ctx * kv_dim,
         (size_t)n_ctx * (hd / 2), (size_t)n_ctx * (hd / 2), matmul_scratch_floats(n_threads, (long)max_k),
         (size_t)c->vocab_size,

@@ -188,7 +188,7 @@ int pix2struct_state_new(Pix2StructState *s, const Pix2Struct *m, int max_patche
     size_t max_k = max_size(max_size(K, wide), F);
     size_t sizes[] = {P * K, P * D, R * D, R * D, R * wide, R * wide, R * wide, R * wide, R * F, R * F,
                       L * P * D, L * P * D, L * T * D, L * T * D, (size_t)tc->n_heads * T * T,
-                      attention_scratch_floats(n_threads, (int)R), matmul_scratch_floats(n_threads, (long)max_k), (size_t)tc->vocab_size};
+                      attention_scratch_floats(n_threads, (int)R, vc->d_kv > tc->d_kv ? vc->d_kv : tc->d_kv), matmul_scratch_floats(n_threads, (long)max_k), (size_t)tc->vocab_size};
     float **ptrs[] = {&s->patches, &s->encoder_out, &s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->ff, &s->gate,
                       &s->cross_k, &s->cross_v, &s->key_cache, &s->value_cache, &s->bias,
                       &s->att_scratch, &s->mm_scratch, &s->logits};

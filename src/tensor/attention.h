@@ -24,16 +24,19 @@ typedef struct {
     float scale;         /* usually 1/sqrt(head_dim); T5-style models use 1 */
     const float *bias;   /* optional additive bias [n_heads, n_q, bias_stride] (relative positions) */
     long bias_stride;
-    float *scratch;      /* attention_scratch_floats(pool_size(pool), n_kv) floats */
+    float *scratch;      /* attention_scratch_floats(pool_size(pool), n_kv, head_dim) floats */
     KernelLevel kernel;  /* AVX2 or the scalar reference */
 } Attention;
 
-/* Queries are taken ATTENTION_QUERY_BLOCK at a time per head, so each key
- * and value row is read once per block rather than once per query: with
- * 2048 keys a head's keys no longer fit L1 and would stream from memory. */
+/* Few queries (decoding) are taken ATTENTION_QUERY_BLOCK at a time per
+ * head, so each key and value row is read once per block rather than once
+ * per query. Many queries (prefill, encoders) run as matrix products: a
+ * thread packs one head's keys and values into the panels of the prefill
+ * matmul once and multiplies ATTENTION_GEMM_BLOCK queries at a time. */
 #define ATTENTION_QUERY_BLOCK 16
+#define ATTENTION_GEMM_BLOCK 64
 
-size_t attention_scratch_floats(int nth, int n_kv);
+size_t attention_scratch_floats(int nth, int n_kv, int head_dim);
 void attention(ThreadPool *pool, const Attention *a);
 
 #endif
