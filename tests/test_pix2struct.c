@@ -15,6 +15,8 @@
 #include "formats/json_util.h"
 #include "formats/safetensors.h"
 #include "generate/generate.h"
+#include "image/image.h"
+#include "image/pix2struct_preprocess.h"
 #include "models/pix2struct.h"
 #include "text/t5.h"
 #include "test.h"
@@ -337,6 +339,53 @@ static void t_pix2struct_mp2048_decoder_on_hf_encoder_output(void) {
     }
     pix2struct_state_free(&s);
     cJSON_Delete(fj);
+    st_close(&ref);
+    pix2struct_free(&m);
+}
+
+/* The whole mp2048 encoder from patches vmed makes itself out of the
+ * fixture's with-header images (the same pixels HF patched): the 64 stored
+ * rows agree within 1e-4 and the encoder output within the usual bound. */
+static void t_pix2struct_mp2048_encoder_from_vmed_patches(void) {
+    NEED_FIXTURE(dir, "pix2struct-tiny");
+    NEED_FIXTURE(fwd, "pix2struct-tiny/ref/forward.safetensors");
+    Error err;
+    Pix2Struct m;
+    Pix2StructProcessorConfig proc;
+    CHECK(pix2struct_load(&m, dir, &err) == 0, "%s", err.msg);
+    CHECK(pix2struct_processor_config_load(&proc, dir, &err) == 0, "%s", err.msg);
+    SafeTensors ref;
+    CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
+    Pix2StructState s;
+    CHECK(pix2struct_state_new(&s, &m, 2048, 16, test_pool(2), &err) == 0, "%s", err.msg);
+    int dim = pix2struct_patch_dim(&proc);
+    float *fp = malloc(sizeof(float) * 2048 * (size_t)dim), *mask = malloc(sizeof(float) * 2048);
+    for (int r = 0; r < 2 && !test_failed(); r++) {
+        char rel[64], img[8];
+        snprintf(rel, sizeof rel, "pix2struct-tiny/ref/img%d_with_header.png", r);
+        snprintf(img, sizeof img, "img%d", r);
+        const char *png = fixture_path(rel);
+        Image raw, rgb;
+        int n_valid, rows, cols;
+        CHECK(png && image_load(&raw, png, NULL, &err) == 0, "%s", png ? err.msg : rel);
+        int rc = image_to_rgb8(&rgb, &raw, &err);
+        image_free(&raw);
+        CHECK(rc == 0, "%s", err.msg);
+        rc = pix2struct_preprocess(fp, mask, &n_valid, &rows, &cols, &rgb, &proc, 2048, &err);
+        image_free(&rgb);
+        CHECK(rc == 0, "%s", err.msg);
+        float *first = f32_copy(find(&ref, img, "mp2048.flattened_patches_first64"));
+        float d64 = max_abs_diff(fp, first, 64 * (size_t)dim);
+        free(first);
+        CHECK(d64 <= 1e-4f, "%s: the first 64 patch rows differ from HF's by %g", img, d64);
+        CHECK(pix2struct_encode(&m, &s, fp, mask, 2048, &err) == 0, "%s", err.msg);
+        float diff, bound;
+        int ok = close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
+        CHECK(ok, "%s mp2048: encoder output from vmed's patches differs by %g (bound %g)", img, diff, bound);
+    }
+    free(fp);
+    free(mask);
+    pix2struct_state_free(&s);
     st_close(&ref);
     pix2struct_free(&m);
 }
@@ -799,6 +848,7 @@ void suite_pix2struct(void) {
     RUN(t_pix2struct_greedy_mp512);
     RUN(t_pix2struct_mp2048_decoder_on_hf_encoder_output);
     RUN(t_pix2struct_mp2048_encoder_full_patches);
+    RUN(t_pix2struct_mp2048_encoder_from_vmed_patches);
     RUN(t_pix2struct_beam_search_matches_hf);
     RUN(t_pix2struct_bad_inputs);
     RUN(t_pix2struct_masks_match_hf);
