@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "base/threads.h"
+#include "formats/safetensors.h"
 #include "test.h"
 
 void suite_base(void);
@@ -134,6 +135,17 @@ float max_abs(const float *a, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (fabsf(a[i]) > m) m = fabsf(a[i]);
     return m;
+}
+
+int ref_close_to(const float *got, const StTensor *ref, float *diff, float *bound) {
+    size_t n = ref->nbytes / 4;
+    float *r = malloc(ref->nbytes ? ref->nbytes : 1);
+    memcpy(r, ref->data, ref->nbytes); /* an aligned copy */
+    float m = max_abs(r, n);
+    *bound = 1e-4f * (m > 1 ? m : 1);
+    *diff = max_abs_diff(got, r, n);
+    free(r);
+    return *diff <= *bound;
 }
 
 static void cleanup(void) {

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "formats/safetensors.h"
+
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int test_failed(void);
@@ -39,6 +41,11 @@ struct ThreadPool *test_pool(int n);
 const char *test_tmpdir(void);
 /* Writes bytes to test_tmpdir()/name and returns the path (static buffer ring). */
 const char *test_write_file(const char *name, const void *data, size_t n);
+
+/* got against an F32 reference tensor: max|got - ref| <= 1e-4 * max(1,
+ * max|ref|), the fixture README's bound. Fills the difference and the
+ * bound for the message. */
+int ref_close_to(const float *got, const StTensor *ref, float *diff, float *bound);
 
 /* max |a-b| and max |b| over n floats. */
 float max_abs_diff(const float *a, const float *b, size_t n);

@@ -15,17 +15,6 @@
 
 void suite_git(void);
 
-/* max|got - ref| <= 1e-4 * max(1, max|ref|), the fixture README's bound. */
-static int close_to(const float *got, const StTensor *ref, float *diff, float *bound) {
-    size_t n = ref->nbytes / 4;
-    float *r = malloc(ref->nbytes);
-    memcpy(r, ref->data, ref->nbytes);
-    float m = max_abs(r, n);
-    *bound = 1e-4f * (m > 1 ? m : 1);
-    *diff = max_abs_diff(got, r, n);
-    free(r);
-    return *diff <= *bound;
-}
 
 static void check_image(const char *img, int n_threads) {
     NEED_FIXTURE(dir, "git-tiny");
@@ -49,10 +38,10 @@ static void check_image(const char *img, int n_threads) {
     free(pix);
     float diff, bound;
     snprintf(name, sizeof name, "%s.image_encoder_last_hidden_state", img);
-    CHECK(close_to(s.vision.x, st_find(&ref, name), &diff, &bound), "%s: vision output differs by %g (bound %g)", img,
+    CHECK(ref_close_to(s.vision.x, st_find(&ref, name), &diff, &bound), "%s: vision output differs by %g (bound %g)", img,
           diff, bound);
     snprintf(name, sizeof name, "%s.visual_features_projected", img);
-    CHECK(close_to(s.projected, st_find(&ref, name), &diff, &bound), "%s: projection differs by %g (bound %g)", img, diff,
+    CHECK(ref_close_to(s.projected, st_find(&ref, name), &diff, &bound), "%s: projection differs by %g (bound %g)", img, diff,
           bound);
     int n = (int)ids_t->shape[0], ids[16];
     for (int i = 0; i < n; i++) {
@@ -63,7 +52,7 @@ static void check_image(const char *img, int n_threads) {
     float *logits = malloc(sizeof(float) * (size_t)n * m.config.vocab_size);
     CHECK(git_forward(&m, &s, ids, n, 0, logits, &err) == 0, "%s", err.msg);
     snprintf(name, sizeof name, "%s.text_logits", img);
-    int ok = close_to(logits, st_find(&ref, name), &diff, &bound);
+    int ok = ref_close_to(logits, st_find(&ref, name), &diff, &bound);
     free(logits);
     git_state_free(&s);
     st_close(&ref);

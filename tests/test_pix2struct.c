@@ -23,17 +23,6 @@
 
 void suite_pix2struct(void);
 
-/* max|got - ref| <= 1e-4 * max(1, max|ref|), the fixture README's bound. */
-static int close_to(const float *got, const StTensor *ref, float *diff, float *bound) {
-    size_t n = ref->nbytes / 4;
-    float *r = malloc(ref->nbytes);
-    memcpy(r, ref->data, ref->nbytes);
-    float m = max_abs(r, n);
-    *bound = 1e-4f * (m > 1 ? m : 1);
-    *diff = max_abs_diff(got, r, n);
-    free(r);
-    return *diff <= *bound;
-}
 
 /* An aligned f32 copy of a reference tensor (free() it). */
 static float *f32_copy(const StTensor *t) {
@@ -208,13 +197,13 @@ static void check_forward(const char *img, int n_threads) {
     free(mask);
     CHECK(rc == 0, "%s", err.msg);
     float diff, bound;
-    int ok = close_to(s.encoder_out, find(&ref, img, "mp512.encoder_last_hidden_state"), &diff, &bound);
+    int ok = ref_close_to(s.encoder_out, find(&ref, img, "mp512.encoder_last_hidden_state"), &diff, &bound);
     printf("     %s mp512 encoder_last_hidden_state: max|diff| %.3g (bound %.3g)\n", img, (double)diff, (double)bound);
     CHECK(ok, "%s: encoder output differs by %g (bound %g)", img, diff, bound);
     int ids[16], n = i64_ids(ids_t, ids, 16);
     float *logits = malloc(sizeof(float) * (size_t)n * m.config.text.vocab_size);
     CHECK(pix2struct_decode(&m, &s, ids, n, 0, logits, &err) == 0, "%s", err.msg);
-    ok = close_to(logits, find(&ref, img, "mp512.decoder_logits"), &diff, &bound);
+    ok = ref_close_to(logits, find(&ref, img, "mp512.decoder_logits"), &diff, &bound);
     printf("     %s mp512 decoder_logits: max|diff| %.3g (bound %.3g)\n", img, (double)diff, (double)bound);
     free(logits);
     pix2struct_state_free(&s);
@@ -326,7 +315,7 @@ static void t_pix2struct_mp2048_decoder_on_hf_encoder_output(void) {
         int ids[16], n = i64_ids(find(&ref, img, "mp2048.decoder_input_ids"), ids, 16);
         float *logits = malloc(sizeof(float) * (size_t)n * m.config.text.vocab_size), diff, bound;
         rc = pix2struct_decode(&m, &s, ids, n, 0, logits, &err);
-        int ok = rc == 0 && close_to(logits, find(&ref, img, "mp2048.decoder_logits"), &diff, &bound);
+        int ok = rc == 0 && ref_close_to(logits, find(&ref, img, "mp2048.decoder_logits"), &diff, &bound);
         free(logits);
         if (!ok) {
             test_fail(__FILE__, __LINE__, "%s mp2048: %s", img, rc ? err.msg : "decoder logits differ");
@@ -380,7 +369,7 @@ static void t_pix2struct_mp2048_encoder_from_vmed_patches(void) {
         CHECK(d64 <= 1e-4f, "%s: the first 64 patch rows differ from HF's by %g", img, d64);
         CHECK(pix2struct_encode(&m, &s, fp, mask, 2048, &err) == 0, "%s", err.msg);
         float diff, bound;
-        int ok = close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
+        int ok = ref_close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
         CHECK(ok, "%s mp2048: encoder output from vmed's patches differs by %g (bound %g)", img, diff, bound);
     }
     free(fp);
@@ -423,14 +412,14 @@ static void t_pix2struct_mp2048_encoder_full_patches(void) {
         free(mask);
         CHECK(rc == 0, "%s", err.msg);
         float diff, bound;
-        int ok = close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
+        int ok = ref_close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
         printf("     %s mp2048 encoder_last_hidden_state: max|diff| %.3g (bound %.3g)\n", img, (double)diff,
                (double)bound);
         CHECK(ok, "%s mp2048: encoder output differs by %g (bound %g)", img, diff, bound);
         int ids[16], n = i64_ids(find(&ref, img, "mp2048.decoder_input_ids"), ids, 16);
         float *logits = malloc(sizeof(float) * (size_t)n * m.config.text.vocab_size);
         CHECK(pix2struct_decode(&m, &s, ids, n, 0, logits, &err) == 0, "%s", err.msg);
-        ok = close_to(logits, find(&ref, img, "mp2048.decoder_logits"), &diff, &bound);
+        ok = ref_close_to(logits, find(&ref, img, "mp2048.decoder_logits"), &diff, &bound);
         free(logits);
         printf("     %s mp2048 decoder_logits: max|diff| %.3g (bound %.3g)\n", img, (double)diff, (double)bound);
         CHECK(ok, "%s mp2048: decoder logits differ by %g (bound %g)", img, diff, bound);
