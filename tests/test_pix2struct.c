@@ -379,57 +379,6 @@ static void t_pix2struct_mp2048_encoder_from_vmed_patches(void) {
     pix2struct_free(&m);
 }
 
-/* The whole mp2048 encoder needs all 2048 patch rows, which the fixture
- * leaves out; tests/data/make_pix2struct_refs.py --full-patches FILE writes
- * them, and VMED_P2S_PATCHES_2048=FILE runs this check. */
-static void t_pix2struct_mp2048_encoder_full_patches(void) {
-    const char *path = getenv("VMED_P2S_PATCHES_2048");
-    if (!path || !*path) {
-        test_skip("the fixture stores only the first 64 of the 2048 mp2048 patch rows and the encoder attends to all "
-                  "of them; set VMED_P2S_PATCHES_2048 to the file make_pix2struct_refs.py --full-patches writes");
-        return;
-    }
-    NEED_FIXTURE(dir, "pix2struct-tiny");
-    NEED_FIXTURE(fwd, "pix2struct-tiny/ref/forward.safetensors");
-    Error err;
-    Pix2Struct m;
-    CHECK(pix2struct_load(&m, dir, &err) == 0, "%s", err.msg);
-    SafeTensors ref, full;
-    CHECK(st_open(&ref, fwd, &err) == 0, "%s", err.msg);
-    CHECK(st_open(&full, path, &err) == 0, "%s", err.msg);
-    Pix2StructState s;
-    CHECK(pix2struct_state_new(&s, &m, 2048, 16, test_pool(2), &err) == 0, "%s", err.msg);
-    for (int r = 0; r < 2; r++) {
-        char img[8];
-        snprintf(img, sizeof img, "img%d", r);
-        const StTensor *fp_t = find(&full, img, "mp2048.flattened_patches");
-        CHECK(fp_t && fp_t->nbytes == 2048 * 770 * 4, "%s: no [2048, 770] patches in %s", img, path);
-        float *fp = f32_copy(fp_t), *mask = f32_copy(find(&ref, img, "mp2048.attention_mask"));
-        CHECK(memcmp(fp, find(&ref, img, "mp2048.flattened_patches_first64")->data, 64 * 770 * 4) == 0,
-              "%s: the full patches do not start with the fixture's 64 rows", img);
-        int rc = pix2struct_encode(&m, &s, fp, mask, 2048, &err);
-        free(fp);
-        free(mask);
-        CHECK(rc == 0, "%s", err.msg);
-        float diff, bound;
-        int ok = ref_close_to(s.encoder_out, find(&ref, img, "mp2048.encoder_last_hidden_state"), &diff, &bound);
-        printf("     %s mp2048 encoder_last_hidden_state: max|diff| %.3g (bound %.3g)\n", img, (double)diff,
-               (double)bound);
-        CHECK(ok, "%s mp2048: encoder output differs by %g (bound %g)", img, diff, bound);
-        int ids[16], n = i64_ids(find(&ref, img, "mp2048.decoder_input_ids"), ids, 16);
-        float *logits = malloc(sizeof(float) * (size_t)n * m.config.text.vocab_size);
-        CHECK(pix2struct_decode(&m, &s, ids, n, 0, logits, &err) == 0, "%s", err.msg);
-        ok = ref_close_to(logits, find(&ref, img, "mp2048.decoder_logits"), &diff, &bound);
-        free(logits);
-        printf("     %s mp2048 decoder_logits: max|diff| %.3g (bound %.3g)\n", img, (double)diff, (double)bound);
-        CHECK(ok, "%s mp2048: decoder logits differ by %g (bound %g)", img, diff, bound);
-    }
-    pix2struct_state_free(&s);
-    st_close(&full);
-    st_close(&ref);
-    pix2struct_free(&m);
-}
-
 /* Beam search against HF generate(num_beams=N) on the mp512 patches
  * (tests/data/pix2struct_refs.json, made by make_pix2struct_refs.py). */
 static void t_pix2struct_beam_search_matches_hf(void) {
@@ -836,7 +785,6 @@ void suite_pix2struct(void) {
     RUN(t_pix2struct_plot_mp512_forward_two_threads);
     RUN(t_pix2struct_greedy_mp512);
     RUN(t_pix2struct_mp2048_decoder_on_hf_encoder_output);
-    RUN(t_pix2struct_mp2048_encoder_full_patches);
     RUN(t_pix2struct_mp2048_encoder_from_vmed_patches);
     RUN(t_pix2struct_beam_search_matches_hf);
     RUN(t_pix2struct_bad_inputs);

@@ -13,7 +13,8 @@ The fixtures folder defaults to ../../../shared/fixtures from this file. Writes 
 
     python tests/data/make_pix2struct_refs.py ../shared/fixtures --full-patches /tmp/p2s_patches_2048.safetensors
 instead writes the full [2048, 770] mp2048 flattened_patches of both fixture images (13 MB, left out of the
-fixture), checked against ref/forward.json's flattened_patches_stats, for VMED_P2S_PATCHES_2048=FILE.
+fixture), checked against ref/forward.json's flattened_patches_stats: HF's own full patches, for comparing
+vmed's by hand (the test suite builds the 2048-patch input with vmed's preprocessing).
 """
 import argparse
 import json
