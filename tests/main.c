@@ -82,6 +82,14 @@ const char *fixture_path(const char *rel) {
     return buf;
 }
 
+const char *test_data(const char *rel) {
+    static char bufs[8][1200];
+    static int next;
+    char *buf = bufs[next++ % 8];
+    snprintf(buf, sizeof bufs[0], "%s/tests/data/%s", VMED_SOURCE_DIR, rel);
+    return buf;
+}
+
 static ThreadPool *pools[9];
 
 ThreadPool *test_pool(int n) {

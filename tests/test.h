@@ -37,6 +37,9 @@ const char *fixture_path(const char *rel);
 struct ThreadPool;
 struct ThreadPool *test_pool(int n);
 
+/* VMED_SOURCE_DIR/tests/data/rel: the committed references (ring of 8 buffers). */
+const char *test_data(const char *rel);
+
 /* A scratch directory unique to this run, removed at exit. */
 const char *test_tmpdir(void);
 /* Writes bytes to test_tmpdir()/name and returns the path (static buffer ring). */

@@ -20,29 +20,16 @@
 
 void suite_image(void);
 
-/* tests/data/images beside this source file, or relative to the current
- * directory when the source tree has moved; NULL when neither exists. */
+/* tests/data/images, committed beside the tests. */
 static const char *data_dir(void) {
-    static char dir[1024];
-    if (dir[0]) return dir;
-    const char *src = __FILE__;
-    const char *slash = strrchr(src, '/');
-    if (slash) {
-        snprintf(dir, sizeof dir, "%.*s/data/images", (int)(slash - src), src);
-        if (dir_exists(dir)) return dir;
-    }
-    snprintf(dir, sizeof dir, "tests/data/images");
-    if (dir_exists(dir)) return dir;
-    dir[0] = 0;
-    return NULL;
+    const char *d = test_data("images");
+    return dir_exists(d) ? d : NULL;
 }
 
 static const char *data_path(const char *name) {
-    static char bufs[4][1100];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", data_dir(), name);
-    return p;
+    char rel[300];
+    snprintf(rel, sizeof rel, "images/%s", name);
+    return test_data(rel);
 }
 
 #define NEED_DATA()                                                              \

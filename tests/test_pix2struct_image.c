@@ -32,28 +32,16 @@ void suite_pix2struct_image(void);
 #define HEADER "Generate underlying data table of the figure below:"
 #define FIXTURE_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-/* tests/data/pix2struct beside this file, or from the current directory. */
+/* tests/data/pix2struct, committed beside the tests. */
 static const char *data_dir(void) {
-    static char dir[1024];
-    if (dir[0]) return dir;
-    const char *src = __FILE__;
-    const char *slash = strrchr(src, '/');
-    if (slash) {
-        snprintf(dir, sizeof dir, "%.*s/data/pix2struct", (int)(slash - src), src);
-        if (dir_exists(dir)) return dir;
-    }
-    snprintf(dir, sizeof dir, "tests/data/pix2struct");
-    if (dir_exists(dir)) return dir;
-    dir[0] = 0;
-    return NULL;
+    const char *d = test_data("pix2struct");
+    return dir_exists(d) ? d : NULL;
 }
 
 static const char *data_path(const char *name) {
-    static char bufs[4][1100];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", data_dir(), name);
-    return p;
+    char rel[300];
+    snprintf(rel, sizeof rel, "pix2struct/%s", name);
+    return test_data(rel);
 }
 
 #define NEED_DATA()                                                                  \
