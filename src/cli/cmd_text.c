@@ -11,6 +11,13 @@
 static const char DISCLAIMER[] =
     "[vmed is a research tool. Its answers are not medical advice; do not use them for diagnosis or treatment.]\n";
 
+/* One JSON array of ids on a line. */
+static void print_ids(const int *ids, int n) {
+    printf("[");
+    for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+    printf("]\n");
+}
+
 /* ------------------------------------------------------------- tokenize */
 
 static const char TOKENIZE_HELP[] =
@@ -48,9 +55,7 @@ int cmd_tokenize(int argc, char **argv) {
         tokenizer_free(tok);
         return cli_fail(cmd, err.msg);
     }
-    printf("[");
-    for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
-    printf("]\n");
+    print_ids(ids, n);
     free(ids);
     tokenizer_free(tok);
     return 0;
@@ -122,12 +127,6 @@ static int dump_logits(const char *path, const int *prompt, int np, const float 
     int rc = st_save(path, t, 4, err);
     free(pid);
     return rc;
-}
-
-static void print_ids(const int *ids, int n) {
-    printf("[");
-    for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
-    printf("]\n");
 }
 
 /* Beam search has nothing to stream until it ends: print the best
