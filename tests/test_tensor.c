@@ -138,6 +138,25 @@ static void t_softmax_avx2_matches_scalar(void) {
     }
 }
 
+static void t_activations_avx2_match_scalar(void) {
+    if (kernel_best() == KERNEL_SCALAR) {
+        test_skip("this CPU has no AVX2: only the scalar path exists");
+        return;
+    }
+    float a[203], b[203], c[203], d[203];
+    for (int i = 0; i < 203; i++) a[i] = b[i] = c[i] = d[i] = -40.0f + 80.0f * (float)i / 202.0f + 0.013f * (float)(i % 7);
+    quick_gelu(a, 203);
+    quick_gelu_avx2(b, 203);
+    gelu_tanh(c, 203);
+    gelu_tanh_avx2(d, 203);
+    for (int i = 0; i < 203; i++) {
+        float tol = 2e-6f * (1.0f + fabsf(a[i]));
+        CHECK(fabsf(a[i] - b[i]) <= tol, "quick_gelu at %d: %g vs %g", i, a[i], b[i]);
+        tol = 2e-6f * (1.0f + fabsf(c[i]));
+        CHECK(fabsf(c[i] - d[i]) <= tol, "gelu_tanh at %d: %g vs %g", i, c[i], d[i]);
+    }
+}
+
 static void add_one(void *ctx, int ith, int nth) {
     int *hits = ctx;
     long lo, hi;
@@ -162,5 +181,6 @@ void suite_tensor(void) {
     RUN(t_matvec_rows_levels_agree);
     RUN(t_rmsnorm_softmax_rope);
     RUN(t_softmax_avx2_matches_scalar);
+    RUN(t_activations_avx2_match_scalar);
     RUN(t_thread_pool_covers_range_once);
 }

@@ -171,7 +171,8 @@ void clip_vision_encode(const ClipVisionWeights *w, const ClipVisionConfig *c, C
         for (int t = 0; t < T; t++) layernorm(s->h + (size_t)t * D, s->x + (size_t)t * D, L->ln2_w, L->ln2_b, D, c->norm_eps);
         matmul(pool, kernel, s->ff, s->h, T, &L->fc1, s->mm_scratch);
         add_bias(s->ff, L->b1, T, c->hidden_dim);
-        quick_gelu(s->ff, (long)T * c->hidden_dim);
+        if (kernel == KERNEL_AVX2) quick_gelu_avx2(s->ff, (long)T * c->hidden_dim);
+        else quick_gelu(s->ff, (long)T * c->hidden_dim);
         matmul(pool, kernel, s->h, s->ff, T, &L->fc2, s->mm_scratch);
         add_bias(s->h, L->b2, T, D);
         for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];

@@ -236,7 +236,8 @@ static void add_embedding(Pix2StructState *s, float *x, const Tensor *table, lon
 static void gated_mlp(Pix2StructState *s, const Tensor *wi_0, const Tensor *wi_1, const Tensor *wff, int n) {
     long F = (long)wi_0->shape[0];
     mm(s, s->gate, s->h, n, wi_0);
-    gelu_tanh(s->gate, (long)n * F);
+    if (s->kernel == KERNEL_AVX2) gelu_tanh_avx2(s->gate, (long)n * F);
+    else gelu_tanh(s->gate, (long)n * F);
     mm(s, s->ff, s->h, n, wi_1);
     for (size_t i = 0; i < (size_t)n * (size_t)F; i++) s->gate[i] *= s->ff[i];
     mm(s, s->h, s->gate, n, wff);

@@ -93,6 +93,36 @@ void softmax_avx2(float *x, long n) {
     for (; i < n; i++) x[i] *= 1.0f / sum;
 }
 
+void quick_gelu_avx2(float *x, long n) {
+    long i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), k = _mm256_set1_ps(-1.702f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 e = exp256(_mm256_mul_ps(k, v));
+        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+/* 0.5 v (1 + tanh(u)), u = sqrt(2/pi) (v + 0.044715 v^3), with
+ * 1 + tanh(u) = 2 - 2 / (exp(2u) + 1). */
+void gelu_tanh_avx2(float *x, long n) {
+    long i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 c = _mm256_set1_ps(0.7978845608028654f), a = _mm256_set1_ps(0.044715f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 u = _mm256_mul_ps(c, _mm256_fmadd_ps(_mm256_mul_ps(a, v), _mm256_mul_ps(v, v), v));
+        __m256 e = exp256(_mm256_mul_ps(two, u));
+        __m256 t1 = _mm256_sub_ps(two, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), t1));
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
 float dot_f32_avx2(const float *a, const float *b, long n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     long i = 0;
