@@ -36,6 +36,17 @@ static int vmed(const char *args, char *out, size_t cap, char *errout, size_t ec
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Does the JSON id array starting at text (vmed prints "[1, 2]") equal
+ * want (cJSON prints "[1,2]")? Spaces and newlines are ignored. */
+static int same_ids(const char *text, const char *want) {
+    char norm[8192];
+    size_t n = 0;
+    for (const char *p = text ? text : ""; *p && n + 1 < sizeof norm; p++)
+        if (*p != ' ' && *p != '\n') norm[n++] = *p;
+    norm[n] = 0;
+    return want && strcmp(norm, want) == 0;
+}
+
 static char out[1 << 16], errout[1 << 14];
 
 static void t_cli_usage_errors(void) {
@@ -87,13 +98,7 @@ static void t_cli_tokenize_matches_fixture(void) {
     char args[4096];
     snprintf(args, sizeof args, "tokenize --model '%s' '%s'", dir, text);
     int rc = vmed(args, out, sizeof out, errout, sizeof errout);
-    /* cJSON prints [1,2]; vmed prints [1, 2] */
-    char norm[8192];
-    size_t n = 0;
-    for (const char *p = out; *p && n + 1 < sizeof norm; p++)
-        if (*p != ' ' && *p != '\n') norm[n++] = *p;
-    norm[n] = 0;
-    int same = want && strcmp(norm, want) == 0;
+    int same = same_ids(out, want);
     free(want);
     cJSON_Delete(root);
     CHECK(rc == 0, "exit %d: %s", rc, errout);
@@ -122,12 +127,7 @@ static void t_cli_generate_matches_fixture(void) {
     snprintf(expect, sizeof expect, "%s\n", new_text);
     int text_ok = strncmp(out, expect, strlen(expect)) == 0;
     char *last = strrchr(out, '[');
-    char norm[4096];
-    size_t n = 0;
-    for (const char *p = last ? last : ""; *p && n + 1 < sizeof norm; p++)
-        if (*p != ' ' && *p != '\n') norm[n++] = *p;
-    norm[n] = 0;
-    int ids_ok = want_ids && strcmp(norm, want_ids) == 0;
+    int ids_ok = same_ids(last, want_ids);
     free(want_ids);
     cJSON_Delete(root);
     CHECK(rc == 0, "exit %d: %s", rc, errout);
@@ -180,12 +180,7 @@ static void t_cli_generate_beams_match_hf(void) {
     snprintf(args, sizeof args, "generate --model '%s' --beams %d -n 16 --ids '%s'", dir, beams, prompt);
     int rc = vmed(args, out, sizeof out, errout, sizeof errout);
     char *last = strrchr(out, '[');
-    char norm[4096];
-    size_t n = 0;
-    for (const char *p = last ? last : ""; *p && n + 1 < sizeof norm; p++)
-        if (*p != ' ' && *p != '\n') norm[n++] = *p;
-    norm[n] = 0;
-    int same = want && strcmp(norm, want) == 0;
+    int same = same_ids(last, want);
     free(want);
     cJSON_Delete(root);
     cJSON_Delete(refs);
