@@ -131,33 +131,26 @@ for line in open(sys.argv[2]):
     print(f"{name:<16}{t:>4}{r['pp_tps']:>9.2f} ± {r['pp_sd']:<5.2f}{gflops:>8.1f}{100*gflops/pk if pk else 0:>7.0f}%"
           f"{r['tg_tps']:>9.2f} ± {r['tg_sd']:<5.2f}{gbs:>6.1f}{100*gbs/bw.get(t,1e9):>6.0f}%{ceil:>9.2f}{r['peak_rss_bytes']/1e9:>8.2f}")
 print("ceiling = measured bandwidth / weight bytes per token (tokens/s); % peak = prefill GFLOP/s / measured FMA peak")
-torch = {}
-for line in open(sys.argv[4]):
-    r = json.loads(line)
-    torch[r["threads"]] = r
-print()
-print(f"{'caption (load+preprocess+encode+20 tokens)':<44}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
-for line in open(sys.argv[3]):
-    r = json.loads(line)
-    name = r["model"].rstrip("/").split("/")[-1]
-    t = torch.get(r["threads"])
-    ref = f"{t['caption_s']:.3f} ± {t['caption_sd']:.3f}" if t else "-"
-    ratio = f"{r['caption_s'] / t['caption_s']:.2f}x" if t else "-"
-    print(f"{name:<44}{r['threads']:>4}{r['caption_s']:>9.3f} ± {r['caption_sd']:<5.3f}{ref:>16}{ratio:>14}")
-if torch:
-    v = next(iter(torch.values()))
-    print(f"PyTorch reference: torch {v['torch']}, transformers {v['transformers']}, F32 (ratios of F16 rows are against it too)")
-ctorch = {}
-for line in open(sys.argv[6]):
-    r = json.loads(line)
-    ctorch[r["threads"]] = r
-print()
-print(f"{'chart (load+header+2048 patches+encode+20 tokens)':<52}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
-for line in open(sys.argv[5]):
-    r = json.loads(line)
-    name = r["model"].rstrip("/").split("/")[-1]
-    t = ctorch.get(r["threads"])
-    ref = f"{t['chart_s']:.3f} ± {t['chart_sd']:.3f}" if t else "-"
-    ratio = f"{r['chart_s'] / t['chart_s']:.2f}x" if t else "-"
-    print(f"{name:<52}{r['threads']:>4}{r['chart_s']:>9.3f} ± {r['chart_sd']:<5.3f}{ref:>16}{ratio:>14}")
+def race(title, key, ours, theirs):
+    """vmed's latency rows against PyTorch's for the same thread count."""
+    ref = {}
+    for line in open(theirs):
+        r = json.loads(line)
+        ref[r["threads"]] = r
+    print()
+    print(f"{title:<52}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
+    for line in open(ours):
+        r = json.loads(line)
+        name = r["model"].rstrip("/").split("/")[-1]
+        t = ref.get(r["threads"])
+        cell = f"{t[key + '_s']:.3f} ± {t[key + '_sd']:.3f}" if t else "-"
+        ratio = f"{r[key + '_s'] / t[key + '_s']:.2f}x" if t else "-"
+        print(f"{name:<52}{r['threads']:>4}{r[key + '_s']:>9.3f} ± {r[key + '_sd']:<5.3f}{cell:>16}{ratio:>14}")
+    if ref:
+        v = next(iter(ref.values()))
+        print(f"PyTorch: torch {v['torch']}, transformers {v['transformers']}, F32 (F16 rows are against it too)")
+
+
+race("caption (load+preprocess+encode+20 tokens)", "caption", sys.argv[3], sys.argv[4])
+race("chart (load+header+2048 patches+encode+20 tokens)", "chart", sys.argv[5], sys.argv[6])
 PY
