@@ -5,7 +5,7 @@
 # for the Arial real DePlot used). With --fuzz also
 # clang, whose libFuzzer `make fuzz` uses.
 set -e
-PKGS="build-essential cmake pkg-config libcjson-dev libspng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core fonts-liberation"
+PKGS="build-essential cmake pkg-config libcjson-dev libspng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core fonts-liberation libcurl4-openssl-dev"
 if [ "$1" = "--fuzz" ]; then PKGS="$PKGS clang libclang-rt-dev"; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

@@ -20,6 +20,7 @@ void suite_llama(void);
 void suite_generate(void);
 void suite_prompt(void);
 void suite_table(void);
+void suite_hub(void);
 void suite_cli(void);
 void suite_image(void);
 void suite_pix2struct_image(void);
@@ -182,6 +183,7 @@ int main(int argc, char **argv) {
     suite_git();
     suite_pix2struct();
     suite_table();
+    suite_hub();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;

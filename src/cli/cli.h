@@ -40,5 +40,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
 int cmd_deplot(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif

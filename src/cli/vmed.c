@@ -24,6 +24,8 @@ static const char USAGE[] =
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  synth      write a random-weight LLaMA folder (demo and benchmarks)\n"
     "  bench      measure prefill and decode speed of a model\n"
+    "  models     list the models directory (~/.cache/vmed) and choose defaults\n"
+    "  pull       download a model repo from the Hugging Face Hub into it\n"
     "\n"
     "Run 'vmed COMMAND --help' for the options of a command.\n";
 
@@ -142,7 +144,8 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {{"ask", cmd_ask},     {"generate", cmd_generate}, {"tokenize", cmd_tokenize},
                 {"synth", cmd_synth}, {"bench", cmd_bench},
-                {"caption", cmd_caption}, {"deplot", cmd_deplot}};
+                {"caption", cmd_caption}, {"deplot", cmd_deplot},
+                {"models", cmd_models}, {"pull", cmd_pull}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vmed: unknown command '%s'\n\n%s", argv[1], USAGE);
