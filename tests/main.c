@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <limits.h>
 #include <math.h>
+#include <sys/wait.h>
 
 #include "base/threads.h"
 #include "formats/safetensors.h"
@@ -20,7 +21,11 @@ void suite_llama(void);
 void suite_generate(void);
 void suite_prompt(void);
 void suite_table(void);
+void suite_ask(void);
+void suite_lora(void);
 void suite_hub(void);
+void suite_gguf(void);
+void suite_router(void);
 void suite_cli(void);
 void suite_image(void);
 void suite_pix2struct_image(void);
@@ -130,6 +135,22 @@ const char *test_write_file(const char *name, const void *data, size_t n) {
     return path;
 }
 
+int test_vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap) {
+    char cmd[8192], errpath[600];
+    snprintf(errpath, sizeof errpath, "%s/vmed-stderr.txt", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s %s 2>'%s'", VMED_BIN, args, errpath);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    FILE *e = fopen(errpath, "r");
+    n = e ? fread(errout, 1, ecap - 1, e) : 0;
+    errout[n] = 0;
+    if (e) fclose(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 float max_abs_diff(const float *a, const float *b, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -183,7 +204,11 @@ int main(int argc, char **argv) {
     suite_git();
     suite_pix2struct();
     suite_table();
+    suite_ask();
+    suite_lora();
     suite_hub();
+    suite_gguf();
+    suite_router();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;

@@ -45,6 +45,11 @@ const char *test_tmpdir(void);
 /* Writes bytes to test_tmpdir()/name and returns the path (static buffer ring). */
 const char *test_write_file(const char *name, const void *data, size_t n);
 
+/* Runs `vmed ARGS` (the binary built beside the tests; args already
+ * shell-quoted, may redirect stdin), stdout into out and stderr into
+ * errout. Returns the exit code. */
+int test_vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap);
+
 /* got against an F32 reference tensor: max|got - ref| <= 1e-4 * max(1,
  * max|ref|), the fixture README's bound. Fills the difference and the
  * bound for the message. */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -13,28 +12,6 @@
 #include "test.h"
 
 void suite_cli(void);
-
-#ifndef VMED_BIN
-#define VMED_BIN "build/vmed"
-#endif
-
-/* Runs `vmed ARGS` (args already shell-quoted), stdout into out and
- * stderr into errout. Returns the exit code. */
-static int vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap) {
-    char cmd[8192], errpath[600];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s %s 2>'%s'", VMED_BIN, args, errpath);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    FILE *e = fopen(errpath, "r");
-    n = e ? fread(errout, 1, ecap - 1, e) : 0;
-    errout[n] = 0;
-    if (e) fclose(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Does the JSON id array starting at text (vmed prints "[1, 2]") equal
  * want (cJSON prints "[1,2]")? Spaces and newlines are ignored. */
@@ -50,20 +27,28 @@ static int same_ids(const char *text, const char *want) {
 static char out[1 << 16], errout[1 << 14];
 
 static void t_cli_usage_errors(void) {
-    CHECK(vmed("", out, sizeof out, errout, sizeof errout) == 2 && strstr(errout, "usage: vmed COMMAND"),
+    CHECK(test_vmed("", out, sizeof out, errout, sizeof errout) == 2 && strstr(errout, "usage: vmed COMMAND"),
           "no command: %s", errout);
-    CHECK(vmed("frobnicate", out, sizeof out, errout, sizeof errout) == 2 &&
+    CHECK(test_vmed("frobnicate", out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "vmed: unknown command 'frobnicate'"),
           "unknown command: %s", errout);
-    CHECK(vmed("generate --model x --frobnicate hi", out, sizeof out, errout, sizeof errout) == 2, "exit code");
+    CHECK(test_vmed("generate --model x --frobnicate hi", out, sizeof out, errout, sizeof errout) == 2, "exit code");
     CHECK(strcmp(errout, "vmed generate: unknown option '--frobnicate' (see 'vmed generate --help')\n") == 0,
           "unknown option: %s", errout);
-    CHECK(vmed("generate --model x -n many hi", out, sizeof out, errout, sizeof errout) == 2 &&
+    CHECK(test_vmed("generate --model x -n many hi", out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "option '-n' wants an integer in 0..16777216, got 'many'"),
           "bad number: %s", errout);
-    CHECK(vmed("ask 'why?'", out, sizeof out, errout, sizeof errout) == 2 && strstr(errout, "--llm DIR is required"),
-          "missing --llm: %s", errout);
-    CHECK(vmed("tokenize --model", out, sizeof out, errout, sizeof errout) == 2 &&
+    /* without --llm, ask looks in the models directory */
+    char args[1024];
+    snprintf(args, sizeof args, "ask 'why?'");
+    setenv("VMED_MODELS", test_tmpdir(), 1);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    unsetenv("VMED_MODELS");
+    char want[1024];
+    snprintf(want, sizeof want, "vmed ask: no llm model in %s/llm (get one with: vmed pull REPO --role llm, or pass --llm DIR)\n",
+             test_tmpdir());
+    CHECK(rc == 1 && strcmp(errout, want) == 0, "missing --llm: %s", errout);
+    CHECK(test_vmed("tokenize --model", out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "option '--model' needs a value"),
           "missing value: %s", errout);
 }
@@ -73,15 +58,15 @@ static void t_cli_help_for_every_command(void) {
     for (int i = 0; i < 5; i++) {
         char args[64];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
-        CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 0, "%s --help failed", cmds[i]);
+        CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "%s --help failed", cmds[i]);
         CHECK(strstr(out, "usage: vmed ") != NULL, "%s --help: %s", cmds[i], out);
     }
-    vmed("generate --help", out, sizeof out, errout, sizeof errout);
+    test_vmed("generate --help", out, sizeof out, errout, sizeof errout);
     CHECK(strstr(out, "prompt.logits") && strstr(out, "gen.logits"), "--dump-logits naming not in help");
 }
 
 static void t_cli_missing_model_names_the_file(void) {
-    CHECK(vmed("generate --model /nonexistent/model hi", out, sizeof out, errout, sizeof errout) == 1, "exit code");
+    CHECK(test_vmed("generate --model /nonexistent/model hi", out, sizeof out, errout, sizeof errout) == 1, "exit code");
     CHECK(strstr(errout, "vmed generate: /nonexistent/model/config.json: cannot open: No such file or directory"),
           "message: %s", errout);
 }
@@ -97,7 +82,7 @@ static void t_cli_tokenize_matches_fixture(void) {
     char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "ids_with_bos"));
     char args[4096];
     snprintf(args, sizeof args, "tokenize --model '%s' '%s'", dir, text);
-    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     int same = same_ids(out, want);
     free(want);
     cJSON_Delete(root);
@@ -122,7 +107,7 @@ static void t_cli_generate_matches_fixture(void) {
     snprintf(dump, sizeof dump, "%s/logits.safetensors", test_tmpdir());
     snprintf(args, sizeof args, "generate --model '%s' --greedy -n 32 -t 2 --ids --dump-logits '%s' '%s'", dir, dump,
              prompt);
-    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     char expect[8192];
     snprintf(expect, sizeof expect, "%s\n", new_text);
     int text_ok = strncmp(out, expect, strlen(expect)) == 0;
@@ -178,7 +163,7 @@ static void t_cli_generate_beams_match_hf(void) {
     int beams = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(ref, "num_beams"));
     char args[8192];
     snprintf(args, sizeof args, "generate --model '%s' --beams %d -n 16 --ids '%s'", dir, beams, prompt);
-    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     char *last = strrchr(out, '[');
     int same = same_ids(last, want);
     free(want);
@@ -193,7 +178,7 @@ static void t_cli_prompt_longer_than_context(void) {
     NEED_FIXTURE(dir, "llama-tiny");
     char args[2048];
     snprintf(args, sizeof args, "generate --model '%s' --ctx 8 'one two three four five six seven eight nine'", dir);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code; stderr %s", errout);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code; stderr %s", errout);
     CHECK(strstr(errout, "vmed generate: the prompt is 10 tokens, longer than the context of 8 tokens"),
           "message: %s", errout);
 }
@@ -202,14 +187,19 @@ static void t_cli_synth_then_ask(void) {
     char dir[600], args[2048];
     snprintf(dir, sizeof dir, "%s/synth-tiny", test_tmpdir());
     snprintf(args, sizeof args, "synth --out '%s' --preset tiny --seed 3", dir);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 0, "synth: %s", errout);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "synth: %s", errout);
     snprintf(args, sizeof args, "ask --llm '%s' --show-steps -n 8 --seed 1 'What is a pneumothorax?'", dir);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 0, "ask: %s", errout);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "ask: %s", errout);
     CHECK(strstr(out, "### Instruction:\nWhat is a pneumothorax?\n\n### Response:\n"), "prompt not shown: %s", out);
     CHECK(strstr(errout, "not medical advice"), "no disclaimer: %s", errout);
+    CHECK(strstr(out, "--- timings: load llm "), "no timings: %s", out);
+    /* the same answer again; the timings differ, so compare up to them */
     char again[1 << 16];
     snprintf(again, sizeof again, "%s", out);
-    vmed(args, out, sizeof out, errout, sizeof errout);
+    *strstr(again, "--- timings") = 0;
+    test_vmed(args, out, sizeof out, errout, sizeof errout);
+    char *t = strstr(out, "--- timings");
+    if (t) *t = 0;
     CHECK(strcmp(again, out) == 0, "same seed, different answers:\n%s\n---\n%s", again, out);
 }
 
@@ -236,12 +226,12 @@ static void t_cli_caption_matches_fixture(void) {
     cJSON_Delete(root);
     char args[4096];
     snprintf(args, sizeof args, "caption --model '%s' --max-length 20 -t 2 '%s' '%s'", dir, radio, bar);
-    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     int same = strcmp(out, want) == 0;
     CHECK(rc == 0, "exit %d: %s", rc, errout);
     CHECK(same, "captions differ from HF:\n%s---\n%s", out, want);
     snprintf(args, sizeof args, "caption --model '%s' --max-length 20 --json '%s'", dir, radio);
-    rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     cJSON *obj = cJSON_Parse(out);
     char *ids = obj ? cJSON_PrintUnformatted(cJSON_GetObjectItem(obj, "ids")) : NULL;
     int ids_ok = ids && ids0 && strcmp(ids, ids0) == 0;
@@ -257,7 +247,7 @@ static void t_cli_caption_beams_match_hf(void) {
     char args[4096];
     /* tests/data/beam_refs.json: img0, 3 beams, length_penalty 1 */
     snprintf(args, sizeof args, "caption --model '%s' --max-length 20 --beams 3 --json '%s'", dir, radio);
-    int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
     CHECK(rc == 0, "exit %d: %s", rc, errout);
     CHECK(strstr(out, "\"ids\":[101,5559,26666,1595,19526,25675,24466,18450,14722,484,16603,25369,24760,102]"),
           "beam ids differ from HF: %s", out);
@@ -268,7 +258,7 @@ static void t_cli_caption_bad_inputs(void) {
     const char *txt = test_write_file("report.png", "Findings: none.\n", 16);
     char args[4096];
     snprintf(args, sizeof args, "caption --model '%s' '%s'", dir, txt);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
     CHECK(strstr(errout, "report.png: not a PNG or JPEG image"), "message: %s", errout);
     /* a model folder whose vision config does not match its weights */
     char bad[600], cmd[2048];
@@ -279,7 +269,7 @@ static void t_cli_caption_bad_inputs(void) {
              bad, dir, bad, bad, dir, bad);
     CHECK(system(cmd) == 0, "could not make %s", bad);
     snprintf(args, sizeof args, "caption --model '%s' '%s'", bad, txt);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1, "exit code: %s", errout);
     CHECK(strstr(errout, "model.safetensors: tensor 'git.image_encoder.vision_model.encoder.layers.0.mlp.fc1.weight' "
                          "is 64x32 but the config says 96x32"),
           "message: %s", errout);
@@ -310,7 +300,7 @@ static void t_cli_deplot_matches_fixture(void) {
             char args[4096];
             snprintf(args, sizeof args, "deplot --model '%s' --max-patches %s --max-length 25 --json '%s'", dir,
                      budgets[b], images[i]);
-            int rc = vmed(args, out, sizeof out, errout, sizeof errout);
+            int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
             cJSON *obj = cJSON_Parse(out);
             char *got = obj ? cJSON_PrintUnformatted(cJSON_GetObjectItem(obj, "ids")) : NULL;
             int same = want && got && strcmp(want, got) == 0;
@@ -337,19 +327,109 @@ static void t_cli_deplot_bad_inputs(void) {
     NEED_FIXTURE(bar, "images/bar.png");
     char args[4096];
     snprintf(args, sizeof args, "deplot --model '%s' --max-patches 0 '%s'", dir, bar);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "option '--max-patches' wants an integer in 1..1048576, got '0'"),
           "max-patches 0: %s", errout);
     snprintf(args, sizeof args, "deplot --model '%s' --font /nonexistent/Arial.ttf '%s'", dir, bar);
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1 && strstr(errout, "/nonexistent/Arial.ttf"),
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1 && strstr(errout, "/nonexistent/Arial.ttf"),
           "missing font: %s", errout);
     snprintf(args, sizeof args, "deplot --model '%s' '%s'", dir, "/nonexistent/chart.png");
-    CHECK(vmed(args, out, sizeof out, errout, sizeof errout) == 1 &&
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1 &&
               strstr(errout, "/nonexistent/chart.png: cannot open"),
           "missing image: %s", errout);
 }
 
+/* ask --image end to end: the router's class, the expert's text, and that
+ * text in the prompt, as --show-steps prints them. */
+static void t_cli_ask_image_shows_every_step(void) {
+    NEED_FIXTURE(llm, "llama-tiny");
+    NEED_FIXTURE(git, "git-tiny");
+    NEED_FIXTURE(p2s, "pix2struct-tiny");
+    NEED_FIXTURE(radio, "images/radio.jpg");
+    char args[4096];
+    snprintf(args, sizeof args,
+             "ask --llm '%s' --med-git '%s' --deplot '%s' --image '%s' --show-steps --greedy -n 4 -t 2 "
+             "'What is seen?'", llm, git, p2s, radio);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(strstr(out, "--- router: radiology (confidence "), "no route: %s", out);
+    char want[1024];
+    snprintf(want, sizeof want, "--- expert: med-git (%s)\n--- expert text ---\n%s\n", git,
+             "tumors iihf blending fame childrengivingiled grape [unused479] imagining spells stride newcastle mary "
+             "youthful");
+    CHECK(strstr(out, want), "no expert text: %s", out);
+    CHECK(strstr(out, "### Instruction:\nWhat is seen?\n\n### Input:\ntumors iihf blending"), "prompt: %s", out);
+    CHECK(strstr(out, "--- timings: load llm ") && strstr(out, "| expert med-git load "), "timings: %s", out);
+    CHECK(strstr(errout, "not medical advice"), "no disclaimer: %s", errout);
+    /* --expert none: the image is given but unread */
+    snprintf(args, sizeof args, "ask --llm '%s' --expert none --image '%s' --show-steps --greedy -n 2 'What is seen?'",
+             llm, radio);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(strstr(out, "--- expert: none (no expert asked for (--expert none))") &&
+              strstr(out, "### Input:\nAn image was uploaded, but no visual expert could read it"),
+          "--expert none: %s", out);
+}
+
+static void t_cli_ask_bad_input(void) {
+    NEED_FIXTURE(llm, "llama-tiny");
+    char args[4096];
+    const char *notimg = test_write_file("scan.png", "not a png at all", 16);
+    snprintf(args, sizeof args, "ask --llm '%s' --expert none --image '%s' 'What is seen?'", llm, notimg);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1 && strstr(errout, "vmed ask: ") &&
+              strstr(errout, "scan.png"),
+          "not an image: %s", errout);
+    snprintf(args, sizeof args, "ask --llm '%s' '  '", llm);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strcmp(errout, "vmed ask: the question is empty (see 'vmed ask --help')\n") == 0,
+          "empty question: %s", errout);
+    snprintf(args, sizeof args, "ask --llm '%s' --expert radiologist 'Why?'", llm);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "--expert must be none or an expert's name (med-git, deplot), not 'radiologist'"),
+          "bad expert: %s", errout);
+    /* a 1 MiB question, which only standard input can carry */
+    size_t n = 1 << 20;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++) big[i] = "why is it so? "[i % 14];
+    const char *qpath = test_write_file("question.txt", big, n);
+    free(big);
+    snprintf(args, sizeof args, "ask --llm '%s' - < '%s'", llm, qpath);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1 &&
+              strcmp(errout, "vmed ask: the question on standard input is longer than 256 KiB; no model context "
+                             "holds it\n") == 0,
+          "1 MiB question: %s", errout);
+    /* one that fits in bytes but not in the context */
+    snprintf(args, sizeof args, "ask --llm '%s' -n 4 \"$(head -c 20000 '%s')\"", llm, qpath);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 1 &&
+              strstr(errout, "vmed ask: the question is too long: the prompt needs "),
+          "long question: %s", errout);
+}
+
+/* chat: commands and questions from standard input, models loaded once. */
+static void t_cli_chat_session(void) {
+    NEED_FIXTURE(llm, "llama-tiny");
+    NEED_FIXTURE(git, "git-tiny");
+    NEED_FIXTURE(radio, "images/radio.jpg");
+    char script[2048], args[4096];
+    int n = snprintf(script, sizeof script,
+                     "/image %s\nWhat is seen?\n\n/noimage\nWhat is a pneumothorax?\n/image /nonexistent.png\n"
+                     "/frobnicate\n/quit\nnot reached\n", radio);
+    const char *in = test_write_file("chat.txt", script, (size_t)n);
+    snprintf(args, sizeof args, "chat --llm '%s' --med-git '%s' --greedy -n 3 < '%s'", llm, git, in);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    CHECK(strstr(out, "[med-git read the image as radiology]\n"), "image not read: %s", out);
+    int answers = 0;
+    for (const char *p = errout; (p = strstr(p, "not medical advice")); p++) answers++;
+    CHECK(answers == 2, "%d answers, expected 2: %s", answers, errout);
+    CHECK(strstr(errout, "/nonexistent.png") && strstr(errout, "vmed chat: unknown command '/frobnicate'"),
+          "errors: %s", errout);
+}
+
 void suite_cli(void) {
+    RUN(t_cli_ask_image_shows_every_step);
+    RUN(t_cli_ask_bad_input);
+    RUN(t_cli_chat_session);
     RUN(t_cli_deplot_matches_fixture);
     RUN(t_cli_deplot_bad_inputs);
     RUN(t_cli_caption_matches_fixture);

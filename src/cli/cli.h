@@ -35,12 +35,17 @@ extern const char GEN_FLAGS_HELP[];
 
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
 int cmd_deplot(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_router(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 
 #endif

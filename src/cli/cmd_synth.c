@@ -21,7 +21,7 @@ static const char SYNTH_HELP[] =
     "  git: a GitForCausalLM (Med-GIT) folder with preprocessor_config.json and a\n"
     "    synthetic vocab.txt. Presets: tiny (the fixture's shape, default), base\n"
     "    (microsoft/git-base: ViT-B/16, 6-layer 768-wide decoder, vocab 30522).\n"
-    "  pix2struct: a DePlot-shaped folder without a tokenizer, for benchmarks.\n"
+    "  pix2struct: a DePlot-shaped folder with a synthetic T5-style spiece.model.\n"
     "    Presets: tiny (the fixture's shape, default), base (google/deplot:\n"
     "    12+12 layers, 768 wide, vocab 50244).\n";
 
@@ -84,7 +84,7 @@ int cmd_synth(int argc, char **argv) {
             if (strstr(err.msg, "unknown Pix2Struct preset")) return cli_usage_error(cmd, "%s", err.msg);
             return cli_fail(cmd, err.msg);
         }
-        fprintf(stderr, "vmed synth: wrote %s (random weights, no tokenizer: for benchmarks)\n", out);
+        fprintf(stderr, "vmed synth: wrote %s (random weights and a synthetic vocabulary: its tables are noise)\n", out);
         return 0;
     }
     if (strcmp(arch, "llama") != 0)

@@ -1,15 +1,12 @@
-/* The text path: tokenize, generate (raw prompt), ask (Alpaca prompt). */
+/* The text path: tokenize, generate (a raw prompt). `ask` is in cmd_ask.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "formats/safetensors.h"
-#include "pipeline/prompt.h"
+#include "pipeline/llm.h"
 #include "text/spm.h"
-
-static const char DISCLAIMER[] =
-    "[vmed is a research tool. Its answers are not medical advice; do not use them for diagnosis or treatment.]\n";
 
 /* One JSON array of ids on a line. */
 static void print_ids(const int *ids, int n) {
@@ -79,33 +76,6 @@ static int stream_token(void *user, int id) {
     }
     st->prev = id;
     return 0;
-}
-
-typedef struct {
-    Llama model;
-    Tokenizer *tok;
-} Llm;
-
-static int llm_load(Llm *l, const char *dir, Error *err) {
-    memset(l, 0, sizeof *l);
-    if (llama_load(&l->model, dir, err)) return -1;
-    if (tokenizer_load(&l->tok, dir, err)) {
-        llama_free(&l->model);
-        return -1;
-    }
-    if (tokenizer_vocab_size(l->tok) > l->model.config.vocab_size) {
-        error_set(err, "%s: the tokenizer has %d tokens but the model's vocab_size is %d", dir,
-                  tokenizer_vocab_size(l->tok), l->model.config.vocab_size);
-        tokenizer_free(l->tok);
-        llama_free(&l->model);
-        return -1;
-    }
-    return 0;
-}
-
-static void llm_free(Llm *l) {
-    tokenizer_free(l->tok);
-    llama_free(&l->model);
 }
 
 /* Writes prompt and generated logits and ids for --dump-logits. */
@@ -235,6 +205,8 @@ static const char GENERATE_HELP[] =
     "(config.json, model.safetensors or its index, tokenizer.model or .json) and\n"
     "streams the text.\n"
     "\n"
+    "  --lora DIR                apply the PEFT LoRA adapter in DIR (adapter_config.json,\n"
+    "                            adapter_model.safetensors) at run time\n"
     "  --ids                     print the generated ids as one JSON array on the last line\n"
     "  --dump-logits FILE        write the logits to FILE (safetensors, F32):\n"
     "                              prompt.ids    I64 [P]     the prompt's ids\n"
@@ -244,7 +216,7 @@ static const char GENERATE_HELP[] =
     "                                                        from (so row 0 = last prompt row)\n";
 
 int cmd_generate(int argc, char **argv) {
-    const char *cmd = "generate", *dir = NULL, *prompt = NULL, *dump = NULL;
+    const char *cmd = "generate", *dir = NULL, *prompt = NULL, *dump = NULL, *lora_dir = NULL;
     int ids = 0;
     GenFlags f;
     gen_flags_init(&f);
@@ -257,6 +229,8 @@ int cmd_generate(int argc, char **argv) {
             if (!(dir = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--dump-logits") == 0) {
             if (!(dump = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--lora") == 0) {
+            if (!(lora_dir = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--ids") == 0) {
             ids = 1;
         } else if ((r = gen_flags_parse(&f, cmd, argc, argv, &i)) != 0) {
@@ -274,63 +248,9 @@ int cmd_generate(int argc, char **argv) {
     if (dump && f.num_beams > 1) return cli_usage_error(cmd, "--dump-logits works with greedy or sampled decoding, not --beams");
     Error err;
     Llm l;
-    if (llm_load(&l, dir, &err)) return cli_fail(cmd, err.msg);
+    if (llm_load(&l, dir, lora_dir, &err)) return cli_fail(cmd, err.msg);
+    if (l.lora && l.lora->warning[0]) fprintf(stderr, "vmed %s: warning: %s\n", cmd, l.lora->warning);
     int rc = run_generation(cmd, &l, prompt, &f, ids, dump);
-    llm_free(&l);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ ask */
-
-static const char ASK_HELP[] =
-    "usage: vmed ask --llm DIR [options] QUESTION\n"
-    "\n"
-    "Answers QUESTION with Med-Alpaca (or any LLaMA-family model in DIR) through\n"
-    "the Alpaca instruction template of the original Visual Med-Alpaca.\n"
-    "Answers are for research only and are not medical advice.\n"
-    "\n"
-    "  --llm DIR                 the language model folder (HF layout)\n"
-    "  --show-steps              print the prompt that reaches the model\n";
-
-int cmd_ask(int argc, char **argv) {
-    const char *cmd = "ask", *dir = NULL, *question = NULL;
-    int show = 0;
-    GenFlags f;
-    gen_flags_init(&f);
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (cli_is_help(argv[i])) {
-            printf("%s\n%s", ASK_HELP, GEN_FLAGS_HELP);
-            return 0;
-        } else if (strcmp(argv[i], "--llm") == 0) {
-            if (!(dir = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--show-steps") == 0) {
-            show = 1;
-        } else if ((r = gen_flags_parse(&f, cmd, argc, argv, &i)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        } else if (question) {
-            return cli_usage_error(cmd, "one QUESTION only (quote it)");
-        } else {
-            question = argv[i];
-        }
-    }
-    if (!dir) return cli_usage_error(cmd, "--llm DIR is required");
-    if (!question) return cli_usage_error(cmd, "QUESTION is required");
-    Error err;
-    Llm l;
-    if (llm_load(&l, dir, &err)) return cli_fail(cmd, err.msg);
-    char *prompt = prompt_alpaca(question, NULL);
-    if (!prompt) {
-        llm_free(&l);
-        return cli_fail(cmd, "out of memory");
-    }
-    if (show) printf("--- prompt ---\n%s--- answer ---\n", prompt);
-    int rc = run_generation(cmd, &l, prompt, &f, 0, NULL);
-    fflush(stdout); /* the answer first, then the notice, also when both go to one pipe */
-    fputs(DISCLAIMER, stderr);
-    free(prompt);
     llm_free(&l);
     return rc;
 }

@@ -17,13 +17,19 @@ static const char USAGE[] =
     "It gives no medical advice.\n"
     "\n"
     "commands:\n"
-    "  ask        answer a question with Med-Alpaca (the Alpaca prompt template)\n"
+    "  ask        answer a question about an optional image: router, visual expert,\n"
+    "             Alpaca prompt, Med-Alpaca\n"
+    "  chat       ask questions one after another with the models loaded once\n"
     "  generate   continue a raw prompt with a LLaMA-family model\n"
+    "  merge      merge a PEFT LoRA adapter into a LLaMA-family model folder\n"
     "  caption    caption radiology images with Med-GIT\n"
     "  deplot     read the data table out of charts with DePlot\n"
+    "  route      which expert an image goes to: radiology, chart or other\n"
+    "  router     train, evaluate and cross-validate the image-type router\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  synth      write a random-weight LLaMA folder (demo and benchmarks)\n"
     "  bench      measure prefill and decode speed of a model\n"
+    "  convert    write a LLaMA-family folder as a llama.cpp GGUF file\n"
     "  models     list the models directory (~/.cache/vmed) and choose defaults\n"
     "  pull       download a model repo from the Hugging Face Hub into it\n"
     "\n"
@@ -142,10 +148,11 @@ int main(int argc, char **argv) {
     struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"ask", cmd_ask},     {"generate", cmd_generate}, {"tokenize", cmd_tokenize},
-                {"synth", cmd_synth}, {"bench", cmd_bench},
+    } cmds[] = {{"ask", cmd_ask},     {"chat", cmd_chat}, {"generate", cmd_generate}, {"merge", cmd_merge}, {"tokenize", cmd_tokenize},
+                {"synth", cmd_synth}, {"bench", cmd_bench}, {"convert", cmd_convert},
                 {"caption", cmd_caption}, {"deplot", cmd_deplot},
-                {"models", cmd_models}, {"pull", cmd_pull}};
+                {"models", cmd_models}, {"pull", cmd_pull},
+                {"route", cmd_route}, {"router", cmd_router}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "vmed: unknown command '%s'\n\n%s", argv[1], USAGE);

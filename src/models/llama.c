@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "formats/gguf.h"
+#include "models/llama_lora.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
@@ -39,6 +41,7 @@ static int load_layer(LlamaLayer *L, const SafeTensors *st, const LlamaConfig *c
 }
 
 int llama_load(Llama *m, const char *dir, Error *err) {
+    if (gguf_path_is_gguf(dir)) return llama_load_gguf(m, dir, err);
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     LlamaConfig *c = &m->config;
@@ -76,6 +79,7 @@ void llama_free(Llama *m) {
     free(w->layers);
     free(w->final_norm);
     st_close(&m->files);
+    gguf_close(m->gguf);
     memset(m, 0, sizeof *m);
 }
 
@@ -110,15 +114,19 @@ int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, Thr
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd, hid = (size_t)c->hidden_dim;
     size_t max_k = hid > dim ? hid : dim;
     if (q_dim > max_k) max_k = q_dim;
+    const LlamaLora *lora = m->lora;
+    size_t lora_r = lora ? (size_t)lora->max_r : 0, lora_out = lora ? (size_t)lora->max_out : 0;
+    if (lora_r > max_k) max_k = lora_r;
     size_t sizes[] = {
         B * dim, B * (dim > q_dim ? dim : q_dim), B * (dim > q_dim ? dim : q_dim), B * q_dim, B * kv_dim,
         B * kv_dim, B * hid, B * hid, attention_scratch_floats(n_threads, n_ctx, c->head_dim),
         (size_t)c->n_layers * (size_t)n_ctx * kv_dim, (size_t)c->n_layers * (size_t)n_ctx * kv_dim,
         (size_t)n_ctx * (hd / 2), (size_t)n_ctx * (hd / 2), matmul_scratch_floats(n_threads, (long)max_k),
-        (size_t)c->vocab_size,
+        (size_t)c->vocab_size, B * lora_r, B * lora_out,
     };
     float **ptrs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att,
-                      &s->key_cache, &s->value_cache, &s->rope_cos, &s->rope_sin, &s->scratch, &s->logits};
+                      &s->key_cache, &s->value_cache, &s->rope_cos, &s->rope_sin, &s->scratch, &s->logits,
+                      &s->lora_t, &s->lora_u};
     if (arena_carve(&s->arena, ptrs, sizes, sizeof sizes / sizeof sizes[0], "the LLaMA run state", err)) return -1;
     /* RoPE tables exactly as HF builds them: inv_freq = 1/theta^(2i/d) in
      * f32, angle = (pos / linear_factor) * inv_freq in f32. */
@@ -133,6 +141,7 @@ int llama_state_new(LlamaState *s, const Llama *m, int n_ctx, int max_batch, Thr
         }
     }
     s->pool = pool;
+    s->lora = lora;
     return 0;
 }
 
@@ -145,6 +154,30 @@ void llama_state_free(LlamaState *s) {
 
 static void mm(LlamaState *s, float *y, const float *x, int n, const Tensor *w) {
     matmul(s->pool, s->kernel, y, x, n, w, s->scratch);
+}
+
+/* An adapted linear: W x, plus the attached LoRA's low-rank update. */
+static void linear(const Llama *m, LlamaState *s, int layer, LoraSlot slot, float *y, const float *x, int n,
+                   const Tensor *w) {
+    mm(s, y, x, n, w);
+    if (m->lora) llama_lora_apply(m->lora, s, layer, slot, y, x, n);
+}
+
+/* Pair i of a head turns by angle i either way; a GGUF file's q/k rows are
+ * permuted so that its pairs are adjacent, and the logits come out the same. */
+static void rope(const Llama *m, float *x, int n_heads, int d, const float *cos, const float *sin) {
+    if (!m->rope_adjacent_pairs) {
+        rope_rotate_half(x, n_heads, d, cos, sin);
+        return;
+    }
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (long)h * d;
+        for (int i = 0; i < d / 2; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * cos[i] - b * sin[i];
+            v[2 * i + 1] = b * cos[i] + a * sin[i];
+        }
+    }
 }
 
 /* One chunk of at most max_batch tokens. */
@@ -161,15 +194,15 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     for (int l = 0; l < c->n_layers; l++) {
         const LlamaLayer *L = &w->layers[l];
         for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
-        mm(s, s->q, s->xb, n, &L->wq);
-        mm(s, s->k, s->xb, n, &L->wk);
-        mm(s, s->v, s->xb, n, &L->wv);
+        linear(m, s, l, LORA_Q, s->q, s->xb, n, &L->wq);
+        linear(m, s, l, LORA_K, s->k, s->xb, n, &L->wk);
+        linear(m, s, l, LORA_V, s->v, s->xb, n, &L->wv);
         float *kc = s->key_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
         float *vc = s->value_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
         for (int t = 0; t < n; t++) {
             const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
-            rope_rotate_half(s->q + (size_t)t * q_dim, c->n_heads, hd, cs, sn);
-            rope_rotate_half(s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, cs, sn);
+            rope(m, s->q + (size_t)t * q_dim, c->n_heads, hd, cs, sn);
+            rope(m, s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, cs, sn);
         }
         memcpy(kc, s->k, (size_t)n * kv_dim * sizeof(float));
         memcpy(vc, s->v, (size_t)n * kv_dim * sizeof(float));
@@ -182,14 +215,14 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
             .scratch = s->att, .kernel = s->kernel,
         };
         attention(s->pool, &att);
-        mm(s, s->xb, s->xb2, n, &L->wo);
+        linear(m, s, l, LORA_O, s->xb, s->xb2, n, &L->wo);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
 
         for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
-        mm(s, s->hb, s->xb, n, &L->w_gate);
-        mm(s, s->hb2, s->xb, n, &L->w_up);
+        linear(m, s, l, LORA_GATE, s->hb, s->xb, n, &L->w_gate);
+        linear(m, s, l, LORA_UP, s->hb2, s->xb, n, &L->w_up);
         swiglu(s->hb, s->hb2, (long)n * c->hidden_dim);
-        mm(s, s->xb, s->hb, n, &L->w_down);
+        linear(m, s, l, LORA_DOWN, s->xb, s->hb, n, &L->w_down);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
     }
 
@@ -218,6 +251,8 @@ void llama_state_copy_positions(LlamaState *dst, const LlamaState *src, const Ll
 int llama_forward(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits, Error *err) {
     const LlamaConfig *c = &m->config;
     if (n < 1) return error_set(err, "nothing to run: 0 tokens");
+    if (m->lora && s->lora != m->lora)
+        return error_set(err, "this run state was made before the LoRA adapter was attached; make it after");
     if (pos < 0 || pos + n > s->n_ctx)
         return error_set(err, "%d tokens at position %d do not fit the context of %d tokens", n, pos, s->n_ctx);
     for (int i = 0; i < n; i++)

@@ -24,11 +24,18 @@ typedef struct {
     Tensor lm_head;     /* [vocab, dim]; the embedding itself when tied */
 } LlamaWeights;
 
+struct LlamaLora; /* models/llama_lora.h */
+
 typedef struct {
     LlamaConfig config;
     LlamaWeights weights;
     SafeTensors files;
+    struct Gguf *gguf;  /* the mapped GGUF file when loaded from one (then files is empty) */
+    /* RoPE on adjacent pairs (2i, 2i+1) instead of HF's halves (i, i+hd/2):
+     * llama.cpp's converter permutes the q/k rows of GGUF files so. */
+    int rope_adjacent_pairs;
     char dir[1024];
+    const struct LlamaLora *lora; /* a LoRA adapter applied at run time (llama_attach_lora), or NULL */
 } Llama;
 
 typedef struct {
@@ -43,6 +50,8 @@ typedef struct {
     float *rope_cos, *rope_sin;                 /* [n_ctx, hd/2] */
     float *scratch;                             /* matmul weight-block scratch */
     float *logits;                              /* [vocab] of the last position */
+    const struct LlamaLora *lora;               /* the adapter the two buffers below are sized for */
+    float *lora_t, *lora_u;                     /* [max_batch, max r], [max_batch, max out] */
     float *arena;                               /* one allocation behind all of the above */
 } LlamaState;
 
@@ -50,6 +59,9 @@ typedef struct {
  * model.safetensors or its sharded index). Checks every tensor's presence,
  * dtype and shape against the config. */
 int llama_load(Llama *m, const char *dir, Error *err);
+/* The same from a llama-architecture GGUF file (models/llama_gguf.c);
+ * llama_load calls it for a path ending in .gguf or a file starting GGUF. */
+int llama_load_gguf(Llama *m, const char *path, Error *err);
 void llama_free(Llama *m);
 
 /* n_ctx <= max_position_embeddings. pool (NULL: one thread) is the

@@ -5,6 +5,7 @@
 
 #include "base/file.h"
 #include "models/synth.h"
+#include "text/spm.h"
 
 typedef struct {
     int dim, layers, heads, d_kv, d_ff, vocab, seq_len, patch_dim, buckets;
@@ -106,9 +107,17 @@ int pix2struct_synth_write(const char *preset, DType dt, uint64_t seed, const ch
                          "  \"image_processor_type\": \"Pix2StructImageProcessor\",\n  \"is_vqa\": true,\n"
                          "  \"max_patches\": 2048,\n  \"patch_size\": {\"height\": 16, \"width\": 16}\n}\n", err))
         return -1;
-    SynthList list = {0};
+    /* A T5-layout vocabulary so that the folder loads as DePlot does: the
+     * text vocab is the pieces plus T5's 100 extra ids. */
+    Tokenizer *tok;
     char path[1100];
-    int rc = path_join(path, sizeof path, dir, "model.safetensors", err);
+    if (path_join(path, sizeof path, dir, "spiece.model", err) || tokenizer_build_synthetic_t5(&tok, s.vocab - 100, err))
+        return -1;
+    int rc = tokenizer_save_spm(tok, path, err);
+    tokenizer_free(tok);
+    if (rc) return -1;
+    SynthList list = {0};
+    rc = path_join(path, sizeof path, dir, "model.safetensors", err);
     if (!rc) rc = p2s_tensor_list(&s, &list, err);
     if (!rc) rc = synth_write_weights(path, &list, dt, seed, err);
     synth_list_free(&list);

@@ -6,10 +6,12 @@
 #define VMED_PIPELINE_EXPERT_H
 
 #include "base/error.h"
+#include "base/threads.h"
 #include "image/image.h"
 
 typedef struct {
     int n_threads;
+    ThreadPool *pool;   /* borrowed, shared with the caller's other models; NULL: the expert makes its own of n_threads */
     int num_beams;      /* 1: greedy */
     int max_length;     /* HF max_length (counts the decoder's start token); 0: the model's default */
     float length_penalty;

@@ -25,7 +25,8 @@ typedef struct {
     int max_patches;
     Pix2StructState *states; /* one per beam, sharing one pool */
     int n_states;
-    ThreadPool *pool;
+    ThreadPool *pool;      /* o->pool, or own_pool */
+    ThreadPool *own_pool;  /* made here when o->pool is NULL */
     float *patches, *mask;
     ExpertOptions opt;
 } Deplot;
@@ -35,7 +36,7 @@ static void deplot_free(void *self) {
     if (!d) return;
     for (int i = 0; i < d->n_states; i++) pix2struct_state_free(&d->states[i]);
     free(d->states);
-    pool_free(d->pool);
+    pool_free(d->own_pool);
     free(d->patches);
     free(d->mask);
     free(d->header);
@@ -79,7 +80,8 @@ static int deplot_load(void **self, const char *dir, const ExpertOptions *o, Err
         error_set(err, "out of memory for %d patches", d->max_patches);
         goto fail;
     }
-    if (o->n_threads > 1 && pool_create(&d->pool, o->n_threads, err)) goto fail;
+    if (!o->pool && o->n_threads > 1 && pool_create(&d->own_pool, o->n_threads, err)) goto fail;
+    d->pool = o->pool ? o->pool : d->own_pool;
     for (int i = 0; i < d->n_states; i++) {
         if (pix2struct_state_new(&d->states[i], &d->model, d->max_patches, d->opt.max_length, d->pool, err)) {
             d->n_states = i;

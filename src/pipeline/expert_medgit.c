@@ -24,7 +24,8 @@ typedef struct {
     ClipProcessorConfig proc;
     GitState *states; /* one per beam, sharing one pool */
     int n_states;
-    ThreadPool *pool;
+    ThreadPool *pool;      /* o->pool, or own_pool */
+    ThreadPool *own_pool;  /* made here when o->pool is NULL */
     float *pixels;
     ExpertOptions opt;
 } MedGit;
@@ -34,7 +35,7 @@ static void medgit_free(void *self) {
     if (!g) return;
     for (int i = 0; i < g->n_states; i++) git_state_free(&g->states[i]);
     free(g->states);
-    pool_free(g->pool);
+    pool_free(g->own_pool);
     free(g->pixels);
     wordpiece_free(g->tok);
     git_free(&g->model);
@@ -89,7 +90,8 @@ static int medgit_load(void **self, const char *dir, const ExpertOptions *o, Err
         error_set(err, "out of memory");
         goto fail;
     }
-    if (o->n_threads > 1 && pool_create(&g->pool, o->n_threads, err)) goto fail;
+    if (!o->pool && o->n_threads > 1 && pool_create(&g->own_pool, o->n_threads, err)) goto fail;
+    g->pool = o->pool ? o->pool : g->own_pool;
     for (int i = 0; i < g->n_states; i++) {
         if (git_state_new(&g->states[i], &g->model, g->opt.max_length, g->pool, err)) {
             g->n_states = i;

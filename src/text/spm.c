@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/file.h"
+#include "formats/gguf.h"
 #include "formats/json_util.h"
 
 /* "▁" (U+2581), the whitespace marker of SentencePiece. */
@@ -731,12 +732,14 @@ static int finish_spm(Tokenizer *t, const SpecNames *names, Error *err) {
         return error_set(err, "%s: trainer_spec.byte_fallback is set but the model has %d of the 256 byte pieces",
                          t->label, n_bytes);
     /* sentencepiece finds bos/eos/pad by their piece names and only counts
-     * CONTROL pieces */
-    const Str *named[3] = {&names->bos_piece, &names->eos_piece, &names->pad_piece};
-    int *ids[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
-    for (int k = 0; k < 3; k++) {
-        int id = lookup(t, named[k]->s, named[k]->n);
-        *ids[k] = id >= 0 && t->type[id] == PIECE_CONTROL ? id : -1;
+     * CONTROL pieces; tokenizer_from_vocab passes no names, having set the ids */
+    if (names) {
+        const Str *named[3] = {&names->bos_piece, &names->eos_piece, &names->pad_piece};
+        int *ids[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
+        for (int k = 0; k < 3; k++) {
+            int id = lookup(t, named[k]->s, named[k]->n);
+            *ids[k] = id >= 0 && t->type[id] == PIECE_CONTROL ? id : -1;
+        }
     }
     /* HF makes unk, bos, eos (and pad when set) special tokens */
     int specials[4] = {t->unk_id, t->bos_id, t->eos_id, t->pad_id};
@@ -792,8 +795,48 @@ int tokenizer_load_spm(Tokenizer **out, const char *path, Error *err) {
     return rc;
 }
 
+int tokenizer_from_vocab(Tokenizer **out, const SpmVocab *v, const char *label, Error *err) {
+    *out = NULL;
+    Tokenizer *t = tok_new(label);
+    if (!t) return error_set(err, "%s: out of memory", label ? label : "tokenizer");
+    t->model_type = v->model_type;
+    t->add_dummy_prefix = v->add_dummy_prefix;
+    t->remove_extra_ws = v->remove_extra_ws;
+    snprintf(t->norm_name, sizeof t->norm_name, "%s", v->charsmap ? "precompiled" : "identity");
+    int rc = 0;
+    for (int i = 0; i < v->n && !rc; i++) {
+        int type = v->types ? v->types[i] : PIECE_NORMAL;
+        if (type < PIECE_NORMAL || type > PIECE_BYTE)
+            rc = error_set(err, "%s: piece %d has type %d, not one of 1..6", t->label, i, type);
+        else if (v->lens[i] == 0)
+            rc = error_set(err, "%s: piece %d is empty", t->label, i);
+        else
+            rc = tok_add_piece(t, v->pieces[i], v->lens[i], v->scores ? v->scores[i] : 0.0f, type, err);
+        if (type == PIECE_BYTE) t->byte_fallback = 1;
+    }
+    int given[3] = {v->bos_id, v->eos_id, v->pad_id};
+    int *ids[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
+    for (int k = 0; k < 3 && !rc; k++) {
+        if (given[k] >= v->n) rc = error_set(err, "%s: special token id %d is past the %d pieces", t->label, given[k], v->n);
+        *ids[k] = given[k] < 0 ? -1 : given[k];
+    }
+    if (!rc && v->charsmap && v->charsmap_len) {
+        t->charsmap = malloc(v->charsmap_len);
+        if (!t->charsmap) rc = error_set(err, "%s: out of memory for the charsmap", t->label);
+        else memcpy(t->charsmap, v->charsmap, v->charsmap_len);
+        t->charsmap_len = v->charsmap_len;
+    }
+    if (rc || finish_spm(t, NULL, err)) {
+        tokenizer_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
 int tokenizer_load(Tokenizer **out, const char *model_dir, Error *err) {
     *out = NULL;
+    if (gguf_path_is_gguf(model_dir)) return tokenizer_load_gguf_path(out, model_dir, err);
     char path[1100];
     if (path_join(path, sizeof path, model_dir, "tokenizer.model", err)) return -1;
     if (file_exists(path)) return tokenizer_load_spm(out, path, err);
@@ -1997,34 +2040,74 @@ static const char *const SYNTH_WORDS[] = {
     "total", "number", "percent", "between", "increase", "decrease", "trend", "highest", "lowest", "average",
 };
 
-int tokenizer_build_synthetic(Tokenizer **out, int vocab_size, Error *err) {
-    *out = NULL;
-    if (vocab_size < 512)
-        return error_set(err, "synthetic tokenizer: vocab_size %d is below the minimum of 512 (3 specials + 256 "
-                              "bytes + the ASCII characters + words)", vocab_size);
-    if (vocab_size > (1 << 24))
-        return error_set(err, "synthetic tokenizer: vocab_size %d is above the maximum of %d", vocab_size, 1 << 24);
-    Tokenizer *t = tok_new("synthetic tokenizer");
-    if (!t) return error_set(err, "synthetic tokenizer: out of memory");
-    t->model_type = SPM_BPE;
-    t->byte_fallback = 1;
-    t->remove_extra_ws = 0;
-    snprintf(t->norm_name, sizeof t->norm_name, "identity");
-    int rc = tok_add_piece(t, "<unk>", 5, 0, PIECE_UNKNOWN, err) || tok_add_piece(t, "<s>", 3, 0, PIECE_CONTROL, err) ||
-             tok_add_piece(t, "</s>", 4, 0, PIECE_CONTROL, err);
+/* The byte pieces, "▁" and the printable ASCII characters: enough for any
+ * text. NORMAL pieces score -(rank). */
+static int add_synthetic_base(Tokenizer *t, int first_normal, Error *err) {
+    int rc = 0;
     for (int b = 0; b < 256 && rc == 0; b++) {
         char p[8];
         snprintf(p, sizeof p, "<0x%02X>", b);
         rc = tok_add_piece(t, p, 6, 0, PIECE_BYTE, err);
     }
-    /* NORMAL pieces score -(rank), like LLaMA's: earlier pieces merge first */
-    int first_normal = t->n;
-    if (rc == 0) rc = tok_add_piece(t, SPACE_SYM, SPACE_SYM_LEN, 0, PIECE_NORMAL, err);
+    if (rc == 0) rc = tok_add_piece(t, SPACE_SYM, SPACE_SYM_LEN, -(float)(t->n - first_normal), PIECE_NORMAL, err);
     for (int c = 0x21; c < 0x7F && rc == 0; c++) {
         char ch = (char)c;
         rc = tok_add_piece(t, &ch, 1, -(float)(t->n - first_normal), PIECE_NORMAL, err);
     }
-    if (rc == 0) rc = build_index(t, err);
+    return rc ? -1 : build_index(t, err);
+}
+
+/* Fills the vocabulary up to vocab_size with <unusedN> pieces. */
+static int add_synthetic_unused(Tokenizer *t, int vocab_size, int first_normal, Error *err) {
+    char piece[64];
+    for (int k = 0; t->n < vocab_size; k++) {
+        int len = snprintf(piece, sizeof piece, "<unused%d>", k);
+        if (tok_add_piece(t, piece, (size_t)len, -(float)(t->n - first_normal), PIECE_UNUSED, err)) return -1;
+    }
+    return 0;
+}
+
+static int check_synthetic_size(int vocab_size, Error *err) {
+    if (vocab_size < 512)
+        return error_set(err, "synthetic tokenizer: vocab_size %d is below the minimum of 512 (3 specials + 256 "
+                              "bytes + the ASCII characters + words)", vocab_size);
+    if (vocab_size > (1 << 24))
+        return error_set(err, "synthetic tokenizer: vocab_size %d is above the maximum of %d", vocab_size, 1 << 24);
+    return 0;
+}
+
+/* A tokenizer with no pieces yet, byte fallback on, no normalization. */
+static Tokenizer *synthetic_begin(const char *label, int model_type, int remove_extra_ws) {
+    Tokenizer *t = tok_new(label);
+    if (!t) return NULL;
+    t->model_type = model_type;
+    t->byte_fallback = 1;
+    t->remove_extra_ws = remove_extra_ws;
+    snprintf(t->norm_name, sizeof t->norm_name, "identity");
+    return t;
+}
+
+/* Finds the special pieces by name as sentencepiece does, or frees t when
+ * building it failed (rc). */
+static int synthetic_end(Tokenizer *t, int rc, Tokenizer **out, Error *err) {
+    SpecNames names = {{"<unk>", 5}, {"<s>", 3}, {"</s>", 4}, {"<pad>", 5}};
+    if (rc || finish_spm(t, &names, err)) {
+        tokenizer_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+int tokenizer_build_synthetic(Tokenizer **out, int vocab_size, Error *err) {
+    *out = NULL;
+    if (check_synthetic_size(vocab_size, err)) return -1;
+    Tokenizer *t = synthetic_begin("synthetic tokenizer", SPM_BPE, 0);
+    if (!t) return error_set(err, "synthetic tokenizer: out of memory");
+    int rc = tok_add_piece(t, "<unk>", 5, 0, PIECE_UNKNOWN, err) || tok_add_piece(t, "<s>", 3, 0, PIECE_CONTROL, err) ||
+             tok_add_piece(t, "</s>", 4, 0, PIECE_CONTROL, err);
+    int first_normal = t->n + 256;
+    if (rc == 0) rc = add_synthetic_base(t, first_normal, err);
     /* each word as "▁w", "▁wo", ... "▁word": the only pair BPE can merge in
      * a word is then the one that extends its "▁" prefix, so every listed
      * word becomes one piece */
@@ -2043,15 +2126,32 @@ int tokenizer_build_synthetic(Tokenizer **out, int vocab_size, Error *err) {
                 rc = tok_add_piece(t, piece, SPACE_SYM_LEN + k, -(float)(t->n - first_normal), PIECE_NORMAL, err) ||
                      index_add_last(t, err);
     }
-    for (int k = 0; t->n < vocab_size && rc == 0; k++) {
-        int len = snprintf(piece, sizeof piece, "<unused%d>", k);
-        rc = tok_add_piece(t, piece, (size_t)len, -(float)(t->n - first_normal), PIECE_UNUSED, err);
+    if (rc == 0) rc = add_synthetic_unused(t, vocab_size, first_normal, err);
+    return synthetic_end(t, rc, out, err);
+}
+
+int tokenizer_build_synthetic_t5(Tokenizer **out, int vocab_size, Error *err) {
+    *out = NULL;
+    if (check_synthetic_size(vocab_size, err)) return -1;
+    Tokenizer *t = synthetic_begin("synthetic T5 tokenizer", SPM_UNIGRAM, 1);
+    if (!t) return error_set(err, "synthetic tokenizer: out of memory");
+    /* T5's layout: pad 0, eos 1, unk 2, no bos */
+    int rc = tok_add_piece(t, "<pad>", 5, 0, PIECE_CONTROL, err) || tok_add_piece(t, "</s>", 4, 0, PIECE_CONTROL, err) ||
+             tok_add_piece(t, "<unk>", 5, 0, PIECE_UNKNOWN, err);
+    int first_normal = t->n + 256;
+    if (rc == 0) rc = add_synthetic_base(t, first_normal, err);
+    /* Unigram picks the segmentation of highest total score: a whole word
+     * (one piece) beats its letters (one piece each, every score < 0). */
+    size_t n_words = sizeof SYNTH_WORDS / sizeof SYNTH_WORDS[0];
+    char piece[64];
+    for (size_t w = 0; w < n_words && rc == 0 && t->n < vocab_size; w++) {
+        size_t wl = strlen(SYNTH_WORDS[w]);
+        memcpy(piece, SPACE_SYM, SPACE_SYM_LEN);
+        memcpy(piece + SPACE_SYM_LEN, SYNTH_WORDS[w], wl);
+        if (lookup(t, piece, SPACE_SYM_LEN + wl) >= 0) continue;
+        rc = tok_add_piece(t, piece, SPACE_SYM_LEN + wl, -(float)(t->n - first_normal), PIECE_NORMAL, err) ||
+             index_add_last(t, err);
     }
-    SpecNames names = {{"<unk>", 5}, {"<s>", 3}, {"</s>", 4}, {"<pad>", 5}};
-    if (rc || finish_spm(t, &names, err)) {
-        tokenizer_free(t);
-        return -1;
-    }
-    *out = t;
-    return 0;
+    if (rc == 0) rc = add_synthetic_unused(t, vocab_size, first_normal, err);
+    return synthetic_end(t, rc, out, err);
 }

@@ -55,7 +55,8 @@ enum {
 /* TrainerSpec.model_type. */
 enum { SPM_UNIGRAM = 1, SPM_BPE = 2, SPM_WORD = 3, SPM_CHAR = 4 };
 
-/* model_dir/tokenizer.model when it exists, else model_dir/tokenizer.json. */
+/* model_dir/tokenizer.model when it exists, else model_dir/tokenizer.json;
+ * or, when model_dir is a GGUF file, the tokenizer stored in it. */
 int tokenizer_load(Tokenizer **out, const char *model_dir, Error *err);
 /* A SentencePiece ModelProto file. */
 int tokenizer_load_spm(Tokenizer **out, const char *path, Error *err);
@@ -67,6 +68,28 @@ int tokenizer_load_spm_buffer(Tokenizer **out, const uint8_t *data, size_t n, co
 int tokenizer_load_hf_json(Tokenizer **out, const char *path, Error *err);
 /* The same from n bytes of JSON text; label names it in messages. */
 int tokenizer_load_hf_json_buffer(Tokenizer **out, const char *text, size_t n, const char *label, Error *err);
+/* A llama-style GGUF file (models/llama_gguf.c reads the same file), or
+ * its parsed form: tokenizer.ggml.model "llama" with the tokens, scores and
+ * token_type lists and the bos/eos/padding ids (text/spm_gguf.c). */
+int tokenizer_load_gguf_path(Tokenizer **out, const char *path, Error *err);
+struct Gguf;
+int tokenizer_load_gguf(Tokenizer **out, const struct Gguf *g, Error *err);
+/* A vocabulary given as lists rather than a ModelProto (GGUF stores it so).
+ * sentencepiece's checks apply: one UNKNOWN piece, 256 BYTE pieces or none
+ * (byte fallback is on when there are some), no duplicates. */
+typedef struct {
+    int n;
+    const char *const *pieces; /* n strings of lens[i] bytes (not NUL-terminated) */
+    const size_t *lens;
+    const float *scores;       /* NULL: all 0 */
+    const int *types;          /* PIECE_*; NULL: all PIECE_NORMAL */
+    int model_type;            /* SPM_BPE or SPM_UNIGRAM */
+    int bos_id, eos_id, pad_id; /* -1: none */
+    int add_dummy_prefix, remove_extra_ws;
+    const uint8_t *charsmap;   /* normalizer_spec.precompiled_charsmap, or NULL */
+    size_t charsmap_len;
+} SpmVocab;
+int tokenizer_from_vocab(Tokenizer **out, const SpmVocab *v, const char *label, Error *err);
 void tokenizer_free(Tokenizer *t);
 
 int tokenizer_vocab_size(const Tokenizer *t);
@@ -121,5 +144,8 @@ int tokenizer_serialize_spm(const Tokenizer *t, uint8_t **out, size_t *n, Error 
  * them, padded with unused pieces. Any UTF-8 text encodes (byte fallback)
  * and decodes back. */
 int tokenizer_build_synthetic(Tokenizer **out, int vocab_size, Error *err);
+/* The same for T5 / Pix2Struct: a Unigram model with T5's layout (<pad> 0,
+ * </s> 1, <unk> 2, no <s>), for the synthetic DePlot of the demo. */
+int tokenizer_build_synthetic_t5(Tokenizer **out, int vocab_size, Error *err);
 
 #endif
