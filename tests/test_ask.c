@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/file.h"
+#include "models/llama_gguf.h"
 #include "models/pix2struct_synth.h"
 #include "pipeline/ask.h"
 #include "text/t5.h"
@@ -377,6 +378,41 @@ static void t_synth_pix2struct_has_a_t5_vocabulary(void) {
     CHECK(same, "decode(encode(text)) != text");
 }
 
+/* --llm takes a GGUF file too: the same prompt and greedy answer as the
+ * HF folder it was converted from (f32: the same numbers). */
+static void t_ask_with_gguf_llm(void) {
+    NEED_FIXTURE(llm, "llama-tiny");
+    char gguf[900];
+    snprintf(gguf, sizeof gguf, "%s/ask-llm.gguf", test_tmpdir());
+    Error err;
+    CHECK(llama_convert_gguf(llm, gguf, gguf_out_type("f32"), &err) == 0, "%s", err.msg);
+    char *text[2] = {NULL, NULL};
+    int n_ids[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        AssistantConfig c;
+        assistant_config_init(&c);
+        c.llm = k == 0 ? llm : gguf;
+        Assistant a;
+        CHECK(assistant_open(&a, &c, &err) == 0, "%s: %s", c.llm, err.msg);
+        ImageReading r = {0};
+        r.text = "Frontal chest radiograph demonstrating cardiomegaly.";
+        AskResult res;
+        AskOptions o = greedy(16);
+        int rc = assistant_answer(&a, "What does the image show?", &r, &o, &res, &err);
+        if (rc == 0) {
+            text[k] = strdup(res.answer.text);
+            n_ids[k] = res.prompt.n_ids;
+            ask_result_free(&res);
+        }
+        assistant_close(&a);
+        CHECK(rc == 0, "%s", err.msg);
+    }
+    int same = strcmp(text[0], text[1]) == 0 && n_ids[0] == n_ids[1];
+    free(text[0]);
+    free(text[1]);
+    CHECK(same, "the GGUF LLM answers differently from its HF folder");
+}
+
 void suite_ask(void) {
     RUN(t_synth_pix2struct_has_a_t5_vocabulary);
     RUN(t_prompt_fits_without_cutting);
@@ -388,6 +424,7 @@ void suite_ask(void) {
     RUN(t_ask_router_routes);
     RUN(t_ask_without_image);
     RUN(t_ask_with_lora_matches_hf);
+    RUN(t_ask_with_gguf_llm);
     RUN(t_ask_bad_expert_and_image);
     RUN(t_ask_missing_expert_is_a_note);
 }
