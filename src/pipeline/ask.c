@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "models/router.h"
 #include "pipeline/models_dir.h"
 
 void assistant_config_init(AssistantConfig *c) {
@@ -119,8 +118,7 @@ static int choose_expert(Assistant *a, const Image *img, ImageReading *r, const 
     }
     RouterPrediction p;
     if (router_predict(a->router, img, &p, err)) return -1;
-    const Router *router = a->router;
-    snprintf(r->route, sizeof r->route, "%s", router->config.class_names[p.label]);
+    snprintf(r->route, sizeof r->route, "%s", a->router->config.class_names[p.label]);
     r->confidence = p.prob;
     r->t_route_s = clock_seconds() - t0;
     *out = expert_for_class(r->route);

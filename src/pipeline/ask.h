@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/threads.h"
+#include "models/router.h"
 #include "pipeline/expert.h"
 #include "pipeline/llm.h"
 #include "pipeline/prompt.h"
@@ -38,7 +39,7 @@ void assistant_config_init(AssistantConfig *c);
 typedef struct {
     AssistantConfig cfg;
     Llm llm;
-    void *router;                      /* Router *, loaded on the first image */
+    Router *router;                    /* loaded on the first image that needs it */
     void *experts[ASK_MAX_EXPERTS];    /* loaded on first use */
     char expert_paths[ASK_MAX_EXPERTS][1024];
     ThreadPool *pool;
