@@ -297,7 +297,7 @@ static void t_ask_missing_expert_is_a_note(void) {
     snprintf(want, sizeof want,
              "no med-git model in %s/med-git (get one with: vmed pull REPO --role med-git, or pass --med-git DIR)",
              models);
-    int unread = rc == 0 && !r.expert && !r.text;
+    int unread = rc == 0 && !r.expert && !r.text && r.expert_missing;
     /* now a folder with a half-downloaded weights file */
     snprintf(part, sizeof part, "mkdir -p '%s/med-git/acme--git' && cp '%s/config.json' '%s/med-git/acme--git/' && "
                                 "echo x > '%s/med-git/acme--git/model.safetensors.part'",

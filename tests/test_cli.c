@@ -369,6 +369,17 @@ static void t_cli_ask_image_shows_every_step(void) {
     CHECK(strstr(out, "--- expert: none (no expert asked for (--expert none))") &&
               strstr(out, "### Input:\nAn image was uploaded, but no visual expert could read it"),
           "--expert none: %s", out);
+    /* an expert without a model: a note on stderr, and the answer still comes */
+    char models[700], note[1400];
+    snprintf(models, sizeof models, "%s/no-models", test_tmpdir());
+    snprintf(args, sizeof args, "ask --llm '%s' --expert med-git --image '%s' --greedy -n 2 'What is seen?'", llm, radio);
+    setenv("VMED_MODELS", models, 1);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    unsetenv("VMED_MODELS");
+    snprintf(note, sizeof note,
+             "vmed ask: note: no med-git model in %s/med-git (get one with: vmed pull REPO --role med-git, or pass "
+             "--med-git DIR); the image goes to the LLM unread\n", models);
+    CHECK(rc == 0 && strncmp(errout, note, strlen(note)) == 0, "missing expert: exit %d: %s", rc, errout);
 }
 
 static void t_cli_ask_bad_input(void) {

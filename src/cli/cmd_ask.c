@@ -109,7 +109,7 @@ static void show_reading(const ImageReading *r) {
 
 /* Says whatever the user must know even without --show-steps. */
 static void note_reading(const char *cmd, const ImageReading *r) {
-    if (!r->expert && r->route[0] && expert_for_class(r->route))
+    if (r->expert_missing)
         fprintf(stderr, "vmed %s: note: %s; the image goes to the LLM unread\n", cmd, r->note);
 }
 

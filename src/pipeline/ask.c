@@ -75,6 +75,7 @@ static int load_expert(Assistant *a, int i, ImageReading *r, Error *err) {
             Error why;
             if (models_find(k->name, a->expert_paths[i], sizeof a->expert_paths[i], &why)) {
                 snprintf(r->note, sizeof r->note, "%s", why.msg);
+                r->expert_missing = 1;
                 return 0;
             }
             dir = a->expert_paths[i];

@@ -59,6 +59,7 @@ typedef struct {
     char expert_path[1024];
     char *text;             /* the expert's text; NULL when nobody read it */
     char note[1024];        /* why nobody read it, for the user */
+    int expert_missing;     /* an expert should have read it but has no model */
     double t_load_s, t_route_s, t_expert_s;
 } ImageReading;
 
