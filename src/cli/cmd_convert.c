@@ -6,14 +6,18 @@
 #include "models/llama_gguf.h"
 
 static const char CONVERT_HELP[] =
-    "usage: vmed convert HF_DIR OUT.gguf [--type f32|f16|bf16]\n"
+    "usage: vmed convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_k_m]\n"
     "\n"
     "Writes the LLaMA-family folder HF_DIR (config.json, model.safetensors or its\n"
     "shards, tokenizer.model) as a GGUF file the way llama.cpp's convert_hf_to_gguf.py\n"
     "does: llama.* metadata, the tokenizer lists, blk.N.* tensor names and the q/k\n"
     "row permutation. llama.cpp and 'vmed ask --llm OUT.gguf' read it.\n"
     "  --type T   the 2-D weights' type (default f16); norms stay f32.\n"
-    "             q8_0, q4_0 and q4_k_m are not available yet.\n";
+    "             q8_0, q4_0 and q4_k_m quantize as llama.cpp's llama-quantize\n"
+    "             does (ggml's reference quantizers, no importance matrix):\n"
+    "             output.weight in Q6_K (q4_0, q4_k_m), attn_v and ffn_down of\n"
+    "             some layers in Q6_K (q4_k_m), and rows that are not whole\n"
+    "             blocks in the nearest type that fits (Q5_0, Q8_0, else F16).\n";
 
 int cmd_convert(int argc, char **argv) {
     const char *cmd = "convert", *in = NULL, *out = NULL, *type_name = "f16";

@@ -11,6 +11,7 @@
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
+#include "tensor/quant.h"
 
 /* ---------------------------------------------------------------- loading */
 
@@ -89,10 +90,10 @@ size_t llama_weight_bytes(const Llama *m) {
     for (int i = 0; i < m->config.n_layers; i++) {
         const LlamaLayer *L = &w->layers[i];
         const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int j = 0; j < 7; j++) total += (size_t)tensor_numel(ts[j]) * dtype_size(ts[j]->dtype);
+        for (int j = 0; j < 7; j++) total += (size_t)ts[j]->shape[0] * dtype_row_bytes(ts[j]->dtype, ts[j]->shape[1]);
     }
     /* Decoding reads one embedding row and the whole LM head. */
-    total += (size_t)tensor_numel(&w->lm_head) * dtype_size(w->lm_head.dtype);
+    total += (size_t)w->lm_head.shape[0] * dtype_row_bytes(w->lm_head.dtype, w->lm_head.shape[1]);
     return total;
 }
 
@@ -186,9 +187,9 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     const LlamaWeights *w = &m->weights;
     int dim = c->dim, hd = c->head_dim, half = hd / 2;
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
-    size_t esz = dtype_size(w->embed.dtype);
+    size_t row_bytes = dtype_row_bytes(w->embed.dtype, dim);
     for (int t = 0; t < n; t++)
-        convert_to_f32(s->kernel, s->x + (size_t)t * dim, (const uint8_t *)w->embed.data + (size_t)tokens[t] * dim * esz,
+        convert_to_f32(s->kernel, s->x + (size_t)t * dim, (const uint8_t *)w->embed.data + (size_t)tokens[t] * row_bytes,
                        w->embed.dtype, dim);
 
     for (int l = 0; l < c->n_layers; l++) {

@@ -20,6 +20,7 @@
 #include "models/llama.h"
 #include "models/llama_gguf.h"
 #include "tensor/matmul.h"
+#include "tensor/quant.h"
 #include "text/spm.h"
 
 /* An integer key within lo..hi; *out keeps its default when absent unless
@@ -139,17 +140,39 @@ static int read_config(LlamaConfig *c, const Gguf *g, Error *err) {
     return 0;
 }
 
-/* A view of tensor `name`, which must be F32/F16/BF16 and hold the GGUF
- * dims ne[0..n_dims) (innermost first). */
-static int weight(Tensor *out, const Gguf *g, const char *name, int n_dims, const int64_t *ne, Error *err) {
+/* The tensor dtype of a GGUF type vmed computes with, or -1. */
+static int dtype_of_ggml(uint32_t type, DType *out) {
+    static const struct {
+        uint32_t ggml;
+        DType dt;
+    } map[] = {
+        {GGML_F32, DT_F32},   {GGML_F16, DT_F16},   {GGML_BF16, DT_BF16}, {GGML_Q4_0, DT_Q4_0},
+        {GGML_Q4_1, DT_Q4_1}, {GGML_Q5_0, DT_Q5_0}, {GGML_Q5_1, DT_Q5_1}, {GGML_Q8_0, DT_Q8_0},
+        {GGML_Q4_K, DT_Q4_K}, {GGML_Q5_K, DT_Q5_K}, {GGML_Q6_K, DT_Q6_K},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].ggml == type) {
+            *out = map[i].dt;
+            return 0;
+        }
+    return -1;
+}
+
+/* A view of tensor `name`, which must hold the GGUF dims ne[0..n_dims)
+ * (innermost first) in a type vmed computes with: F32/F16/BF16, or for
+ * matrices (quant_ok) one of the quantized types of tensor/quant.h. */
+static int weight(Tensor *out, const Gguf *g, const char *name, int n_dims, const int64_t *ne, int quant_ok,
+                  Error *err) {
     const GgufTensor *t = gguf_find_tensor(g, name);
     if (!t) return error_set(err, "%s: tensor '%s' is missing", g->label, name);
     const GgmlTypeInfo *ti = ggml_type_info(t->type);
-    if (ti->quantized)
-        return error_set(err, "%s: tensor '%s' is %s; vmed cannot compute with it yet", g->label, name, ti->name);
-    if (t->type != GGML_F32 && t->type != GGML_F16 && t->type != GGML_BF16)
-        return error_set(err, "%s: tensor '%s' has type %s; weights must be F32, F16 or BF16", g->label, name,
-                         ti->name);
+    DType dt;
+    if (dtype_of_ggml(t->type, &dt))
+        return error_set(err, "%s: tensor '%s' is %s; vmed computes with F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, "
+                         "Q8_0, Q4_K, Q5_K and Q6_K only", g->label, name, ti->name);
+    if (dtype_is_quant(dt) && !quant_ok)
+        return error_set(err, "%s: tensor '%s' is %s; vectors (norm weights) must be F32, F16 or BF16", g->label,
+                         name, ti->name);
     int same = t->n_dims == n_dims;
     for (int d = 0; same && d < n_dims; d++) same = t->ne[d] == ne[d];
     if (!same) {
@@ -159,25 +182,29 @@ static int weight(Tensor *out, const Gguf *g, const char *name, int n_dims, cons
         return error_set(err, "%s: tensor '%s' has dims %s but the metadata implies %s (innermost first)", g->label,
                          name, gguf_dims_str(t, a, sizeof a), gguf_dims_str(&want, b, sizeof b));
     }
-    /* The kernels load whole elements: an alignment below the element size
-     * (general.alignment 1) could misalign them. */
-    if ((uintptr_t)t->data % (uintptr_t)ti->block_bytes)
-        return error_set(err, "%s: tensor '%s' is not aligned to its %d-byte elements", g->label, name,
-                         ti->block_bytes);
-    return gguf_tensor_view(g, t, out, err);
+    /* The reader has checked that rows are whole blocks. The kernels load
+     * whole elements, and blocks through their 2-byte scales: an alignment
+     * below that (general.alignment 1) could misalign them. */
+    uintptr_t align = dtype_is_quant(dt) ? 2 : (uintptr_t)ti->block_bytes;
+    if ((uintptr_t)t->data % align)
+        return error_set(err, "%s: tensor '%s' is not aligned to %d bytes", g->label, name, (int)align);
+    int64_t shape[GGUF_MAX_DIMS];
+    for (int d = 0; d < n_dims; d++) shape[d] = t->ne[n_dims - 1 - d];
+    *out = tensor_view(dt, (void *)t->data, n_dims, shape);
+    return 0;
 }
 
 /* [rows, cols] row-major, which GGUF lists as {cols, rows}. */
 static int weight_matrix_gguf(Tensor *out, const Gguf *g, const char *name, int64_t rows, int64_t cols, Error *err) {
     int64_t ne[2] = {cols, rows};
-    return weight(out, g, name, 2, ne, err);
+    return weight(out, g, name, 2, ne, 1, err);
 }
 
 /* A norm weight as a new f32 array (free() it). */
 static int weight_vector_gguf(float **out, const Gguf *g, const char *name, int64_t n, Error *err) {
     Tensor t;
     *out = NULL;
-    if (weight(&t, g, name, 1, &n, err)) return -1;
+    if (weight(&t, g, name, 1, &n, 0, err)) return -1;
     *out = malloc((size_t)n * sizeof(float));
     if (!*out) return error_set(err, "out of memory");
     convert_to_f32(KERNEL_SCALAR, *out, t.data, t.dtype, (long)n);
@@ -237,28 +264,63 @@ int llama_load_gguf(Llama *m, const char *path, Error *err) {
 
 /* ------------------------------------------------------------- converter */
 
-static void encode_f32(const float *x, void *out, int64_t n) { memcpy(out, x, (size_t)n * sizeof(float)); }
-
-static void encode_f16(const float *x, void *out, int64_t n) {
-    uint16_t *o = out;
-    for (int64_t i = 0; i < n; i++) o[i] = f32_to_f16(x[i]);
-}
-
-static void encode_bf16(const float *x, void *out, int64_t n) {
-    uint16_t *o = out;
-    for (int64_t i = 0; i < n; i++) o[i] = f32_to_bf16(x[i]);
-}
-
-/* The quantized types get their encode_row with the quantized kernels. */
 static const GgufOutType OUT_TYPES[] = {
-    {"f32", 0, GGML_F32, encode_f32},  {"f16", 1, GGML_F16, encode_f16},  {"bf16", 32, GGML_BF16, encode_bf16},
-    {"q8_0", 7, GGML_Q8_0, NULL},      {"q4_0", 2, GGML_Q4_0, NULL},      {"q4_k_m", 15, GGML_Q4_K, NULL},
+    {"f32", 0, GGML_F32},  {"f16", 1, GGML_F16},  {"bf16", 32, GGML_BF16},
+    {"q8_0", 7, GGML_Q8_0}, {"q4_0", 2, GGML_Q4_0}, {"q4_k_m", 15, GGML_Q4_K},
 };
 
 const GgufOutType *gguf_out_type(const char *name) {
     for (size_t i = 0; i < sizeof OUT_TYPES / sizeof OUT_TYPES[0]; i++)
         if (strcmp(OUT_TYPES[i].name, name) == 0) return &OUT_TYPES[i];
     return NULL;
+}
+
+/* llama.cpp's use_more_bits(i_layer, n_layers). */
+static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* The layer of "blk.N.<part>.weight" when part matches, else -1. */
+static int layer_of(const char *name, const char *part) {
+    int i, used = 0;
+    if (sscanf(name, "blk.%d.%n", &i, &used) != 1 || used == 0) return -1;
+    size_t n = strlen(part);
+    return strncmp(name + used, part, n) == 0 && strcmp(name + used + n, ".weight") == 0 ? i : -1;
+}
+
+uint32_t gguf_tensor_type(const GgufOutType *type, const char *name, int64_t cols, int n_layers, int tied) {
+    uint32_t t = type->matrix_type;
+    if (!ggml_type_info(t)->quantized) return t;
+    int is_output = strcmp(name, "output.weight") == 0 || (tied && strcmp(name, "token_embd.weight") == 0);
+    if (is_output) {
+        if (t != GGML_Q8_0) t = cols % ggml_type_info(t)->block_elems ? GGML_Q8_0 : GGML_Q6_K;
+    } else if (type->file_type == 15) {
+        int l = layer_of(name, "attn_v");
+        if (l < 0) l = layer_of(name, "ffn_down");
+        if (l >= 0 && use_more_bits(l, n_layers)) t = GGML_Q6_K;
+    }
+    if (cols % ggml_type_info(t)->block_elems) {
+        if (t == GGML_Q4_K) t = GGML_Q5_0;
+        else if (t == GGML_Q5_K) t = GGML_Q5_1;
+        else if (t == GGML_Q6_K) t = GGML_Q8_0;
+        if (cols % ggml_type_info(t)->block_elems) t = GGML_F16;
+    }
+    return t;
+}
+
+/* A row of n f32 values in GGUF type `type` (one the planner picks). */
+static void encode_row(uint32_t type, const float *x, void *out, int64_t n) {
+    DType dt;
+    switch (type) {
+    case GGML_F32: memcpy(out, x, (size_t)n * sizeof(float)); return;
+    case GGML_F16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)out)[i] = f32_to_f16(x[i]);
+        return;
+    case GGML_BF16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)out)[i] = f32_to_bf16(x[i]);
+        return;
+    default:
+        if (dtype_of_ggml(type, &dt) == 0) quantize_row(dt, x, out, n);
+        return;
+    }
 }
 
 /* One tensor to write: where it comes from and how. */
@@ -270,10 +332,7 @@ typedef struct {
     int permute_heads;   /* q/k: the number of heads whose rows are interleaved, else 0 */
     int head_dim;
     uint32_t type;
-    const GgufOutType *enc;
 } Plan;
-
-static const GgufOutType F32_OUT = {"f32", 0, GGML_F32, encode_f32};
 
 typedef struct {
     LlamaConfig c;
@@ -306,8 +365,8 @@ static int plan_add(Convert *cv, const GgufOutType *type, const char *hf, const 
     p->permute_heads = permute_heads;
     p->head_dim = cv->c.head_dim;
     /* llama.cpp keeps 1-D tensors (the norms) in F32 whatever the type */
-    p->enc = is_vec ? &F32_OUT : type;
-    p->type = p->enc->matrix_type;
+    int tied = !st_find(&cv->st, "lm_head.weight") && cv->c.tie_embeddings;
+    p->type = is_vec ? GGML_F32 : gguf_tensor_type(type, gg, cols, cv->c.n_layers, tied);
     return 0;
 }
 
@@ -475,7 +534,7 @@ static int write_tensor(GgufWriter *w, const Plan *p, float *row, uint8_t *buf, 
             if (gguf_writer_write(w, buf, used, err)) return -1;
             used = 0;
         }
-        p->enc->encode_row(row, buf + used, p->cols);
+        encode_row(p->type, row, buf + used, p->cols);
         used += (size_t)row_bytes;
     }
     return gguf_writer_write(w, buf, used, err);
@@ -501,9 +560,6 @@ static int write_tensors(Convert *cv, Error *err) {
 }
 
 int llama_convert_gguf(const char *hf_dir, const char *out_path, const GgufOutType *type, Error *err) {
-    if (!type->encode_row)
-        return error_set(err, "--type %s is not available yet: vmed has no %s quantizer (it comes with the quantized "
-                         "kernels)", type->name, ggml_type_name(type->matrix_type));
     Convert cv;
     memset(&cv, 0, sizeof cv);
     char path[1100];

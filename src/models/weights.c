@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "tensor/matmul.h"
+#include "tensor/quant.h"
 
 static const char *any_file(const SafeTensors *st) {
     if (st->n_files > 0) return st->files[0].path;
@@ -14,9 +15,14 @@ int weight_view(Tensor *out, const SafeTensors *st, const char *name, int ndim, 
     const StTensor *t = st_find(st, name);
     if (!t) return error_set(err, "%s: tensor '%s' is missing", any_file(st), name);
     const char *file = st_file_path(st, t);
-    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
+    /* Matrices may also be quantized (tensor/quant.h); vectors are read as f32. */
+    int quant_ok = ndim == 2 && dtype_is_quant(t->dtype);
+    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16 && !quant_ok)
         return error_set(err, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file, name,
                          dtype_name(t->dtype));
+    if (quant_ok && dims[1] % dtype_block_elems(t->dtype))
+        return error_set(err, "%s: tensor '%s' is %s, whose rows must be a multiple of %d values, but has %lld",
+                         file, name, dtype_name(t->dtype), dtype_block_elems(t->dtype), (long long)dims[1]);
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == dims[i];
     if (!same) {

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "tensor/quant.h"
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 
@@ -38,6 +40,10 @@ static float load_f32(const void *w, DType dt, long i) {
 }
 
 void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, long count) {
+    if (dtype_is_quant(dt)) {
+        dequantize_row(dt, src, dst, count);
+        return;
+    }
     if (dt == DT_F32) {
         memcpy(dst, src, (size_t)count * sizeof(float));
         return;
@@ -95,18 +101,18 @@ void gemm_panel(KernelLevel level, float *y, long ldy, const float *x, long n, l
 static void pack_panel(KernelLevel level, float *panel, float *row_tmp, const void *w, DType dt, long j0, long rows,
                        long k) {
 #if defined(__x86_64__)
-    if (level == KERNEL_AVX2) {
+    if (level == KERNEL_AVX2 && !dtype_is_quant(dt)) {
         pack_panel_avx2(panel, w, dt, j0, rows, k);
         return;
     }
 #endif
-    size_t es = dtype_size(dt);
+    size_t row_bytes = dtype_row_bytes(dt, k);
     for (long r = 0; r < MATMUL_BLOCK_ROWS; r++) {
         if (r >= rows) {
             for (long t = 0; t < k; t++) panel[t * MATMUL_BLOCK_ROWS + r] = 0;
             continue;
         }
-        convert_to_f32(level, row_tmp, (const uint8_t *)w + (size_t)(j0 + r) * (size_t)k * es, dt, k);
+        convert_to_f32(level, row_tmp, (const uint8_t *)w + (size_t)(j0 + r) * row_bytes, dt, k);
         for (long t = 0; t < k; t++) panel[t * MATMUL_BLOCK_ROWS + r] = row_tmp[t];
     }
 }
@@ -121,7 +127,22 @@ typedef struct {
     const void *w;
     DType dt;
     float *scratch;
+    const void *act; /* quantized weights, n == 1: x quantized for their dot products */
 } MatmulJob;
+
+/* Rows [j0, j1) of a quantized W against the quantized activation. */
+static void quant_matvec_rows(KernelLevel level, float *y, const void *act, const void *w, DType dt, long j0, long j1,
+                              long k) {
+    size_t row_bytes = dtype_row_bytes(dt, k);
+    const uint8_t *row = (const uint8_t *)w + (size_t)j0 * row_bytes;
+#if defined(__x86_64__)
+    if (level == KERNEL_AVX2) {
+        for (long j = j0; j < j1; j++, row += row_bytes) y[j] = quant_dot_avx2(dt, row, act, k);
+        return;
+    }
+#endif
+    for (long j = j0; j < j1; j++, row += row_bytes) y[j] = quant_dot(dt, row, act, k);
+}
 
 /* Each worker takes a contiguous range of W rows, so every weight byte is
  * read by exactly one core. */
@@ -130,6 +151,10 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     long j0, j1;
     split_range(J->m, ith, nth, &j0, &j1);
     if (j0 >= j1) return;
+    if (J->act) {
+        quant_matvec_rows(J->level, J->y, J->act, J->w, J->dt, j0, j1, J->k);
+        return;
+    }
     if (J->n == 1) {
         matvec_rows(J->level, J->y, J->x, J->w, J->dt, j0, j1, J->k);
         return;
@@ -145,12 +170,39 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 
 void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long n, const Tensor *w,
             float *scratch) {
-    MatmulJob J = {level, y, x, n, w->shape[0], w->shape[1], w->data, w->dtype, scratch};
+    MatmulJob J = {level, y, x, n, w->shape[0], w->shape[1], w->data, w->dtype, scratch, NULL};
+    /* Decoding with quantized weights: x is quantized once, here, and every
+     * row's dot product runs on integers (the scratch is free when n == 1). */
+    if (n == 1 && dtype_is_quant(w->dtype)) {
+        quantize_act(w->dtype, x, scratch, J.k);
+        J.act = scratch;
+    }
     pool_run(pool, matmul_worker, &J);
+}
+
+/* Quantized W: each row dequantized exactly, then the f32 reference. */
+static void matmul_ref_quant(float *y, const float *x, long n, const Tensor *w) {
+    long m = w->shape[0], k = w->shape[1];
+    size_t row_bytes = dtype_row_bytes(w->dtype, k);
+    float row[512];
+    for (long j = 0; j < m; j++)
+        for (long i = 0; i < n; i++) {
+            double s = 0;
+            for (long t0 = 0; t0 < k; t0 += 512) {
+                long len = k - t0 < 512 ? k - t0 : 512;
+                dequantize_row(w->dtype, (const uint8_t *)w->data + (size_t)j * row_bytes + dtype_row_bytes(w->dtype, t0), row, len);
+                for (long t = 0; t < len; t++) s += (double)x[i * k + t0 + t] * row[t];
+            }
+            y[i * m + j] = (float)s;
+        }
 }
 
 void matmul_ref(float *y, const float *x, long n, const Tensor *w) {
     long m = w->shape[0], k = w->shape[1];
+    if (dtype_is_quant(w->dtype)) {
+        matmul_ref_quant(y, x, n, w);
+        return;
+    }
     for (long i = 0; i < n; i++)
         for (long j = 0; j < m; j++) {
             double s = 0;

@@ -27,16 +27,21 @@ const char *kernel_name(KernelLevel l);
 /* Floats of scratch matmul needs for nth threads and inner size k. */
 size_t matmul_scratch_floats(int nth, long k);
 
-/* w must be a contiguous 2-D F32, F16 or BF16 tensor with shape[1] == k.
- * scratch holds matmul_scratch_floats(pool_size(pool), k) floats, or is NULL
- * when n == 1. */
+/* w must be a contiguous 2-D F32, F16, BF16 or quantized (tensor/quant.h)
+ * tensor with shape[1] == k (a multiple of a quantized type's block).
+ * scratch holds matmul_scratch_floats(pool_size(pool), k) floats; it may be
+ * NULL when n == 1 and w is not quantized. Quantized W: decoding (n == 1)
+ * quantizes x to 8 bits once and runs integer dot products (llama.cpp's
+ * scheme, so results differ from the f32 product by that rounding);
+ * prefill dequantizes each 16-row panel exactly and runs the f32 GEMM. */
 void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long n, const Tensor *w,
             float *scratch);
 
 /* The plain reference, one thread, no SIMD: what tests compare against. */
 void matmul_ref(float *y, const float *x, long n, const Tensor *w);
 
-/* Row conversion to f32 (embedding lookups, norm weights, weight blocks). */
+/* Row conversion to f32 (embedding lookups, norm weights, weight blocks);
+ * count a multiple of a quantized type's block. */
 void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, long count);
 
 /* Building blocks, exposed so tests can compare each level directly. */

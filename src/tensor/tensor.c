@@ -15,7 +15,10 @@ size_t dtype_size(DType t) {
 
 const char *dtype_name(DType t) {
     static const char *names[DT_COUNT] = {"F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F64"};
-    return (t >= 0 && t < DT_COUNT) ? names[t] : "?";
+    static const char *quant[DT_QUANT_END - DT_Q4_0] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"};
+    if (t >= 0 && t < DT_COUNT) return names[t];
+    if (t >= DT_Q4_0 && t < DT_QUANT_END) return quant[t - DT_Q4_0];
+    return "?";
 }
 
 Tensor tensor_view(DType dt, void *data, int ndim, const int64_t *shape) {

@@ -18,7 +18,17 @@ typedef enum {
     DT_U8,
     DT_BOOL,
     DT_F64,
-    DT_COUNT
+    DT_COUNT, /* the plain types, one value per element, end here (safetensors knows these) */
+    /* ggml's quantized block types (tensor/quant.h): a row is whole blocks */
+    DT_Q4_0 = 16,
+    DT_Q4_1,
+    DT_Q5_0,
+    DT_Q5_1,
+    DT_Q8_0,
+    DT_Q4_K,
+    DT_Q5_K,
+    DT_Q6_K,
+    DT_QUANT_END
 } DType;
 
 #define TENSOR_MAX_DIMS 8
@@ -31,8 +41,10 @@ typedef struct {
     void *data;
 } Tensor;
 
+/* Bytes per element of a plain type; 0 for the quantized ones, whose sizes
+ * are per block (dtype_row_bytes in tensor/quant.h). */
 size_t dtype_size(DType t);
-const char *dtype_name(DType t); /* "F32", "F16", ... as safetensors spells them */
+const char *dtype_name(DType t); /* "F32", "F16", ... as safetensors spells them; "Q4_0", ... */
 
 /* A contiguous view over data. */
 Tensor tensor_view(DType t, void *data, int ndim, const int64_t *shape);
