@@ -216,6 +216,44 @@ static void t_router_train_deterministic_and_learns(void) {
     router_dataset_free(&tr), router_dataset_free(&te);
 }
 
+/* Per-image weights: all 1 is the unweighted training, bit for bit; only
+ * their ratios within a class matter (class balance); other weights give
+ * another router, the same one every time, with a weighted standardization. */
+static void t_router_sample_weights(void) {
+    RouterDataset tr;
+    Router r0, r1, r2, r3;
+    Error err;
+    RouterTrainOptions o = small_opts();
+    CHECK(synth_dataset(&tr, 12, 11) == 0, "synthetic data failed");
+    CHECK(router_train(&r0, &tr, NULL, 0, &o, &err) == 0, "%s", err.msg);
+    tr.weight = malloc((size_t)tr.n * sizeof *tr.weight);
+    for (int i = 0; i < tr.n; i++) tr.weight[i] = 1.0f;
+    CHECK(router_train(&r1, &tr, NULL, 0, &o, &err) == 0, "%s", err.msg);
+    CHECK(!max_diff_weights(&r0, &r1), "weights all 1 differ from no weights");
+    router_free(&r1);
+    for (int i = 0; i < tr.n; i++) tr.weight[i] = 2.0f;
+    CHECK(router_train(&r1, &tr, NULL, 0, &o, &err) == 0, "%s", err.msg);
+    CHECK(!max_diff_weights(&r0, &r1), "weights all 2 differ from weights all 1");
+    /* the "odd" source counts a tenth */
+    double wsum = 0, sum = 0;
+    for (int i = 0; i < tr.n; i++) {
+        tr.weight[i] = strcmp(tr.groups[i], "odd") == 0 ? 0.1f : 1.0f;
+        wsum += tr.weight[i], sum += tr.weight[i] * tr.x[(size_t)i * ROUTER_N_FEATURES + 8];
+    }
+    CHECK(router_train(&r2, &tr, NULL, 0, &o, &err) == 0, "%s", err.msg);
+    CHECK(router_train(&r3, &tr, NULL, 0, &o, &err) == 0, "%s", err.msg);
+    CHECK(max_diff_weights(&r0, &r2), "weighting a source changed nothing");
+    CHECK(!max_diff_weights(&r2, &r3), "two weighted trainings differ");
+    CHECK(fabs(r2.w.mean[8] - sum / wsum) < 1e-5, "mean luminance %g, weighted mean %g", (double)r2.w.mean[8],
+          sum / wsum);
+    router_free(&r3);
+    tr.weight[3] = 0;
+    CHECK(router_train(&r3, &tr, NULL, 0, &o, &err) != 0, "weight 0 accepted");
+    CHECK(strcmp(err.msg, "router_train: image weight 0; weights must be positive") == 0, "got: %s", err.msg);
+    router_free(&r0), router_free(&r1), router_free(&r2), router_free(&r3);
+    router_dataset_free(&tr);
+}
+
 static void t_router_robust_to_jpeg_like_noise(void) {
     RouterDataset tr;
     Router r;
@@ -473,13 +511,43 @@ static void t_router_dataset_many_folders(void) {
     snprintf(want, sizeof want, "%s: holds no class folder (one sub-folder of images per class)", dir);
     CHECK(strcmp(err.msg, want) == 0, "got: %s", err.msg);
 
+    /* every image of a folder counts its weight */
+    const float w[2] = {1.0f, 0.25f}, bad_w[2] = {1.0f, 0.0f};
+    CHECK(router_dataset_load_weighted(&ds, dirs, w, 2, &err) == 0, "%s", err.msg);
+    int weights_ok = ds.n == 6 && ds.weight;
+    for (int i = 0; i < ds.n && weights_ok; i++)
+        weights_ok = ds.weight[i] == (strcmp(ds.groups[i], "extra") == 0 ? 0.25f : 1.0f);
+    CHECK(weights_ok, "weights of a weighted load");
+    router_dataset_free(&ds);
+    CHECK(router_dataset_load_weighted(&ds, dirs, bad_w, 2, &err) != 0, "weight 0 accepted");
+    snprintf(want, sizeof want, "%s: weight 0; a data folder's weight must be in (0, 1000]", b);
+    CHECK(strcmp(err.msg, want) == 0, "got: %s", err.msg);
+
     static char out[1 << 14], errout[1 << 12];
     char args[2000];
     snprintf(args, sizeof args, "router train --data '%s' --data '%s' --out '%s/many.st' --epochs 5", a, b,
              test_tmpdir());
     int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
-    CHECK(rc == 0 && strstr(out, "chart        3 images") && strstr(out, "other        2 images"),
+    CHECK(rc == 0 && strstr(out, "chart        3 images\n") && strstr(out, "other        2 images\n"),
           "train on two folders: %d %s %s", rc, out, errout);
+    /* DIR:WEIGHT, and the weights change the router */
+    snprintf(args, sizeof args, "router train --data '%s' --data '%s:0.25' --out '%s/many-w.st' --epochs 5", a, b,
+             test_tmpdir());
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0 && strstr(out, "chart        3 images (weight 2.25)") &&
+              strstr(out, "other        2 images (weight 0.5)") && strstr(out, "scan         1 images (weight 1)"),
+          "train with a weighted folder: %d %s %s", rc, out, errout);
+    char p1[800], p2[800];
+    snprintf(p1, sizeof p1, "%s/many.st", test_tmpdir());
+    snprintf(p2, sizeof p2, "%s/many-w.st", test_tmpdir());
+    Router plain, weighted;
+    CHECK(router_load(&plain, p1, &err) == 0 && router_load(&weighted, p2, &err) == 0, "%s", err.msg);
+    CHECK(max_diff_weights(&plain, &weighted), "weight 0.25 gave the same router as no weight");
+    router_free(&plain), router_free(&weighted);
+    snprintf(args, sizeof args, "router cv --data '%s' --data '%s:0' --epochs 5", a, b);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    snprintf(want, sizeof want, "vmed router cv: --data '%s:0': the weight must be a number in (0, 1000]", b);
+    CHECK(rc == 2 && strncmp(errout, want, strlen(want)) == 0, "got %d: %s", rc, errout);
 }
 
 static void t_router_cli(void) {
@@ -525,6 +593,7 @@ static void t_router_cli(void) {
 void suite_router(void) {
     RUN(t_router_flatten_hides_alpha_and_gray);
     RUN(t_router_train_deterministic_and_learns);
+    RUN(t_router_sample_weights);
     RUN(t_router_robust_to_jpeg_like_noise);
     RUN(t_router_save_load_round_trip);
     RUN(t_router_load_errors_name_the_file);

@@ -554,16 +554,18 @@ static void adam_step(float *p, const float *g, AdamMoments *mo, size_t n, const
     }
 }
 
-/* Mean and deviation of each feature over the training rows; constant
- * features get deviation 1 so they standardize to 0. */
-static void fit_standardization(Router *r, const float *const *rows, int n) {
+/* Weighted mean and deviation of each feature over the training rows (rw
+ * NULL: all 1); constant features get deviation 1 so they standardize to 0. */
+static void fit_standardization(Router *r, const float *const *rows, const float *rw, int n) {
     int F = r->config.n_features;
+    double wsum = 0;
+    for (int i = 0; i < n; i++) wsum += rw ? rw[i] : 1.0;
     for (int f = 0; f < F; f++) {
         double sum = 0, sum2 = 0;
-        for (int i = 0; i < n; i++) sum += rows[i][f];
-        double mean = sum / n;
-        for (int i = 0; i < n; i++) sum2 += (rows[i][f] - mean) * (rows[i][f] - mean);
-        double sd = sqrt(sum2 / n);
+        for (int i = 0; i < n; i++) sum += (rw ? rw[i] : 1.0) * rows[i][f];
+        double mean = sum / wsum;
+        for (int i = 0; i < n; i++) sum2 += (rw ? rw[i] : 1.0) * (rows[i][f] - mean) * (rows[i][f] - mean);
+        double sd = sqrt(sum2 / wsum);
         r->w.mean[f] = (float)mean;
         r->w.std[f] = sd > 1e-6 ? (float)sd : 1.0f;
     }
@@ -604,19 +606,24 @@ static int copy_names(char **dst, char *const *src, int n) {
 }
 
 /* The rows trained on: each chosen image, and its gray copy when the data
- * set has them and the options want them. */
-static int training_rows(const RouterDataset *ds, const int *idx, int n_idx, int gray, const float ***rows, int **y) {
+ * set has them and the options want them, with their labels and weights
+ * (*rw NULL when the data set has none). */
+static int training_rows(const RouterDataset *ds, const int *idx, int n_idx, int gray, const float ***rows, int **y,
+                         float **rw) {
     int n = n_idx * (gray ? 2 : 1);
     *rows = malloc((size_t)n * sizeof **rows);
     *y = malloc((size_t)n * sizeof **y);
-    if (!*rows || !*y) return -1;
+    *rw = ds->weight ? malloc((size_t)n * sizeof **rw) : NULL;
+    if (!*rows || !*y || (ds->weight && !*rw)) return -1;
     for (int i = 0; i < n_idx; i++) {
         int s = idx ? idx[i] : i;
         (*rows)[i] = ds->x + (size_t)s * ROUTER_N_FEATURES;
         (*y)[i] = ds->y[s];
+        if (*rw) (*rw)[i] = ds->weight[s];
         if (!gray) continue;
         (*rows)[n_idx + i] = ds->x_gray + (size_t)s * ROUTER_N_FEATURES;
         (*y)[n_idx + i] = ds->y[s];
+        if (*rw) (*rw)[n_idx + i] = ds->weight[s];
     }
     return n;
 }
@@ -633,11 +640,18 @@ int router_train(Router *r, const RouterDataset *ds, const int *idx, int n_idx, 
     if (C < 2 || C > ROUTER_MAX_CLASSES)
         return error_set(err, "router_train: %d classes; a router needs 2 to %d", C, ROUTER_MAX_CLASSES);
     const float **rows = NULL;
-    int *y = NULL, n = training_rows(ds, idx, n_idx, opt->gray_copies && ds->x_gray, &rows, &y);
+    float *rw = NULL;
+    int *y = NULL, n = training_rows(ds, idx, n_idx, opt->gray_copies && ds->x_gray, &rows, &y, &rw);
+    for (int i = 0; i < n && rw; i++)
+        if (!(rw[i] > 0) || !isfinite(rw[i])) {
+            double bad = rw[i];
+            free(rows), free(y), free(rw);
+            return error_set(err, "router_train: image weight %g; weights must be positive", bad);
+        }
     size_t P = (size_t)H * F + H + (size_t)C * H + C, nz = (size_t)(n > 0 ? n : 0) * F;
     float *scratch = n > 0 ? alloc_floats(3 * P + nz + (size_t)n + H + C) : NULL;
     if (n < 0 || !scratch || router_alloc(r, F, H, C) || copy_names(r->config.class_names, ds->class_names, C)) {
-        free(scratch), free(rows), free(y);
+        free(scratch), free(rows), free(y), free(rw);
         router_free(r);
         return error_set(err, "router_train: out of memory");
     }
@@ -653,12 +667,15 @@ int router_train(Router *r, const RouterDataset *ds, const int *idx, int n_idx, 
         mo[t].v = scratch + 2 * P + off;
     }
 
-    fit_standardization(r, rows, n);
-    int counts[ROUTER_MAX_CLASSES] = {0}, present = 0;
-    for (int i = 0; i < n; i++) counts[y[i]]++;
-    for (int k = 0; k < C; k++) present += counts[k] > 0;
+    fit_standardization(r, rows, rw, n);
+    /* each class present gets total weight 1/present, shared among its
+     * rows in proportion to their weights */
+    float mass[ROUTER_MAX_CLASSES] = {0};
+    int present = 0;
+    for (int i = 0; i < n; i++) mass[y[i]] += rw ? rw[i] : 1.0f;
+    for (int k = 0; k < C; k++) present += mass[k] > 0;
     for (int i = 0; i < n; i++) {
-        sw[i] = 1.0f / ((float)present * (float)counts[y[i]]);
+        sw[i] = (rw ? rw[i] : 1.0f) / ((float)present * mass[y[i]]);
         standardize(r, rows[i], z + (size_t)i * F);
     }
     uint64_t rng = opt->seed;
@@ -670,7 +687,7 @@ int router_train(Router *r, const RouterDataset *ds, const int *idx, int n_idx, 
         gradient(r, z, y, sw, n, grads[0], grads[1], grads[2], grads[3], h, p);
         for (int t = 0; t < 4; t++) adam_step(params[t], grads[t], &mo[t], sizes[t], opt, e, t == 0 || t == 2);
     }
-    free(scratch), free(rows), free(y);
+    free(scratch), free(rows), free(y), free(rw);
     return 0;
 }
 
@@ -799,11 +816,12 @@ void router_dataset_free(RouterDataset *ds) {
     free_names(ds->class_names, ds->n_classes);
     free_names(ds->paths, ds->n);
     free_names(ds->groups, ds->n);
-    free(ds->x), free(ds->x_gray), free(ds->y);
+    free(ds->x), free(ds->x_gray), free(ds->y), free(ds->weight);
     memset(ds, 0, sizeof *ds);
 }
 
-static int dataset_add(RouterDataset *ds, int *cap, const char *path, const char *file, int label, Error *err) {
+static int dataset_add(RouterDataset *ds, int *cap, const char *path, const char *file, int label, float weight,
+                       Error *err) {
     if (ds->n == *cap) {
         int nc = *cap ? 2 * *cap : 256;
         float *x = realloc(ds->x, (size_t)nc * ROUTER_N_FEATURES * sizeof *x);
@@ -816,7 +834,9 @@ static int dataset_add(RouterDataset *ds, int *cap, const char *path, const char
         if (p) ds->paths = p;
         char **g = realloc(ds->groups, (size_t)nc * sizeof *g);
         if (g) ds->groups = g;
-        if (!x || !xg || !y || !p || !g) return error_set(err, "%s: out of memory", path);
+        float *wt = ds->weight ? realloc(ds->weight, (size_t)nc * sizeof *wt) : NULL;
+        if (wt) ds->weight = wt;
+        if (!x || !xg || !y || !p || !g || (ds->weight && !wt)) return error_set(err, "%s: out of memory", path);
         *cap = nc;
     }
     size_t off = (size_t)ds->n * ROUTER_N_FEATURES;
@@ -824,6 +844,7 @@ static int dataset_add(RouterDataset *ds, int *cap, const char *path, const char
     char group[256];
     router_source_of(file, ds->class_names[label], group, sizeof group);
     ds->y[ds->n] = label;
+    if (ds->weight) ds->weight[ds->n] = weight;
     ds->paths[ds->n] = strdup(path);
     ds->groups[ds->n] = strdup(group);
     if (!ds->paths[ds->n] || !ds->groups[ds->n]) {
@@ -883,10 +904,17 @@ static int collect_classes(RouterDataset *ds, const char *const *dirs, int n_dir
                      ds->n_classes, ROUTER_MAX_CLASSES);
 }
 
-int router_dataset_load_many(RouterDataset *ds, const char *const *dirs, int n_dirs, Error *err) {
+int router_dataset_load_weighted(RouterDataset *ds, const char *const *dirs, const float *weights, int n_dirs,
+                                 Error *err) {
     memset(ds, 0, sizeof *ds);
     if (n_dirs < 1) return error_set(err, "router_dataset_load_many: no data folder");
+    for (int d = 0; d < n_dirs && weights; d++)
+        if (!(weights[d] > 0 && weights[d] <= 1000))
+            return error_set(err, "%s: weight %g; a data folder's weight must be in (0, 1000]", dirs[d],
+                             (double)weights[d]);
     int cap = 0;
+    /* a non-NULL weight array from the start, grown with the others */
+    if (weights && !(ds->weight = malloc(sizeof *ds->weight))) return error_set(err, "%s: out of memory", dirs[0]);
     if (collect_classes(ds, dirs, n_dirs, err)) goto fail;
     for (int d = 0; d < n_dirs; d++) {
         char **classes;
@@ -909,7 +937,8 @@ int router_dataset_load_many(RouterDataset *ds, const char *const *dirs, int n_d
             else
                 bad = 0;
             for (int i = 0; i < n_files && !bad; i++)
-                bad = path_join(path, sizeof path, sub, files[i], err) || dataset_add(ds, &cap, path, files[i], k, err);
+                bad = path_join(path, sizeof path, sub, files[i], err) ||
+                      dataset_add(ds, &cap, path, files[i], k, weights ? weights[d] : 1.0f, err);
             free_names(files, n_files);
             if (bad) {
                 free_names(classes, n_here);
@@ -922,6 +951,10 @@ int router_dataset_load_many(RouterDataset *ds, const char *const *dirs, int n_d
 fail:
     router_dataset_free(ds);
     return -1;
+}
+
+int router_dataset_load_many(RouterDataset *ds, const char *const *dirs, int n_dirs, Error *err) {
+    return router_dataset_load_weighted(ds, dirs, NULL, n_dirs, err);
 }
 
 int router_dataset_load(RouterDataset *ds, const char *dir, Error *err) {

@@ -74,6 +74,8 @@ typedef struct {
     int *y;             /* [n] */
     char **paths;       /* [n], owned */
     char **groups;      /* [n], owned: the source of each image, see router_source_of */
+    float *weight;      /* [n], owned: how much each image counts in training (> 0),
+                           or NULL: every image counts 1 */
 } RouterDataset;
 
 typedef struct {
@@ -108,10 +110,17 @@ int router_dataset_load(RouterDataset *ds, const char *dir, Error *err);
  * folder may hold a single class (extra images of it, say); all of them
  * together need at least two. Sources still come from the file names. */
 int router_dataset_load_many(RouterDataset *ds, const char *const *dirs, int n_dirs, Error *err);
+/* The same, every image of dirs[d] counting weights[d] (> 0, at most 1000)
+ * in training: generated images may count less than real ones. weights
+ * NULL: all 1, and ds->weight stays NULL. */
+int router_dataset_load_weighted(RouterDataset *ds, const char *const *dirs, const float *weights, int n_dirs,
+                                 Error *err);
 void router_dataset_free(RouterDataset *ds);
 
 /* Trains r on the samples idx[0..n_idx) of ds (idx NULL: all of them).
- * Samples are weighted so that every class present counts the same. */
+ * Samples are weighted so that every class present counts the same; within
+ * a class, each in proportion to ds->weight (which also weights the
+ * standardization's mean and deviation). */
 int router_train(Router *r, const RouterDataset *ds, const int *idx, int n_idx, const RouterTrainOptions *opt,
                  Error *err);
 
