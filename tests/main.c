@@ -26,6 +26,7 @@ void suite_lora(void);
 void suite_hub(void);
 void suite_gguf(void);
 void suite_router(void);
+void suite_torch_bin(void);
 void suite_quant(void);
 void suite_cli(void);
 void suite_image(void);
@@ -210,6 +211,7 @@ int main(int argc, char **argv) {
     suite_hub();
     suite_gguf();
     suite_router();
+    suite_torch_bin();
     suite_quant();
     suite_cli();
     printf("\n%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);

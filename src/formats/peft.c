@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "formats/json_util.h"
+#include "formats/torch_bin.h"
 
 /* adapter_config.json is a few hundred bytes; this only stops a runaway file. */
 #define PEFT_CONFIG_MAX_BYTES (4u << 20)
@@ -271,13 +272,9 @@ int peft_open_weights(SafeTensors *st, const char *dir, Error *err) {
     if (path_join(path, sizeof path, dir, "adapter_model.safetensors", err)) return -1;
     if (file_exists(path)) return st_open(st, path, err);
     if (path_join(path, sizeof path, dir, "adapter_model.bin", err)) return -1;
-    if (file_exists(path))
-        return error_set(err,
-                         "%s: PyTorch pickle adapters are not supported yet; convert it to "
-                         "adapter_model.safetensors",
-                         path);
-    return error_set(err, "%s: no adapter_model.safetensors (a PEFT adapter folder holds adapter_config.json and "
-                          "adapter_model.safetensors)",
+    if (file_exists(path)) return torch_bin_open(st, path, err); /* older peft saves torch pickles */
+    return error_set(err, "%s: no adapter_model.safetensors or adapter_model.bin (a PEFT adapter folder holds "
+                          "adapter_config.json and one of them)",
                      dir);
 }
 

@@ -66,8 +66,8 @@ int peft_layer_selected(const PeftConfig *c, int layer);
  * alpha_pattern that matches decides both. */
 void peft_module_params(const PeftConfig *c, const char *key, int *r, double *alpha, double *scaling);
 
-/* Opens dir/adapter_model.safetensors. When only adapter_model.bin is
- * there, says that PyTorch pickles are not readable yet. */
+/* Opens dir/adapter_model.safetensors, else dir/adapter_model.bin (a
+ * torch.save zip, read by formats/torch_bin without running the pickle). */
 int peft_open_weights(SafeTensors *st, const char *dir, Error *err);
 
 /* Splits a tensor name "base_model.model.<module>.lora_A.weight" (or

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "formats/json_util.h"
+#include "formats/torch_bin.h"
 
 #define ST_SINGLE_NAME "model.safetensors"
 #define ST_INDEX_NAME "model.safetensors.index.json"
@@ -450,6 +451,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 static int open_path(SafeTensors *st, const char *path, Error *err) {
     if (!dir_exists(path)) {
+        if (ends_with(path, ".bin") || ends_with(path, ".bin.index.json")) return torch_bin_open(st, path, err);
         if (ends_with(path, ".json")) return open_index(st, path, err);
         if (add_file(st, path, err) != 0) return -1;
         return finish(st, NULL, err);
@@ -462,7 +464,10 @@ static int open_path(SafeTensors *st, const char *path, Error *err) {
     }
     if (path_join(file, sizeof file, path, ST_INDEX_NAME, err) != 0) return -1;
     if (file_exists(file)) return open_index(st, file, err);
-    return error_set(err, "%s: no %s or %s in this folder", path, ST_SINGLE_NAME, ST_INDEX_NAME);
+    /* PyTorch checkpoints only when there is no safetensors: it wins. */
+    if (torch_bin_in_folder(path)) return torch_bin_open(st, path, err);
+    return error_set(err, "%s: no %s or %s in this folder (nor %s or %s)", path, ST_SINGLE_NAME, ST_INDEX_NAME,
+                     TORCH_BIN_SINGLE_NAME, TORCH_BIN_INDEX_NAME);
 }
 
 int st_open(SafeTensors *st, const char *path, Error *err) {
