@@ -6,8 +6,12 @@
 #   VMED_BENCH_DIR   where the synthetic models go (default BUILD/bench-models)
 #   VMED_BENCH_7B=0  skip the LLaMA-7B F16 model (13.5 GB on disk, ~14 GB RAM)
 #   VMED_BENCH_REPS  repetitions (default 3 for 134M, 1 for 7B)
-#   LLAMA_CPP_DIR    a llama.cpp build for the side-by-side race (not used yet:
-#                    that comparison needs GGUF support)
+#   LLAMA_CPP_DIR    a llama.cpp build (the folder with bin/llama-bench) for the
+#                    race on the same GGUF files (bench/race.sh, which says what
+#                    else it reads: VMED_BENCH_KEEP, VMED_BENCH_RACE_THREADS,
+#                    VMED_BENCH_RACE_134M, VMED_BENCH_RACE_7B);
+#                    without it vmed's figures alone
+#   VMED_BENCH_RACE=0 skip the race
 #   VMED_BENCH_PYTHON a python with torch, transformers and pillow for the
 #                    PyTorch reference of the caption benchmark; without it the
 #                    bench makes a virtualenv in BUILD/bench-venv from PyPI
@@ -101,10 +105,11 @@ while [ "$t" -le "$NPROC" ]; do
     t=$((t + 1))
 done
 
-if [ -z "$LLAMA_CPP_DIR" ]; then
-    echo "== reference: LLAMA_CPP_DIR is not set, so no llama.cpp figures in this run"
+# The llama.cpp race: vmed and llama-bench on the same GGUF files (bench/race.sh).
+if [ "${VMED_BENCH_RACE:-1}" != 0 ]; then
+    sh bench/race.sh "$BUILD" "$OUT/limits.txt"
 else
-    echo "== reference: LLAMA_CPP_DIR=$LLAMA_CPP_DIR is set, but the race needs GGUF files (not supported yet)"
+    echo "== race against llama.cpp skipped (VMED_BENCH_RACE=0)"
 fi
 
 echo "== summary"
@@ -154,3 +159,7 @@ def race(title, key, ours, theirs):
 race("caption (load+preprocess+encode+20 tokens)", "caption", sys.argv[3], sys.argv[4])
 race("chart (load+header+2048 patches+encode+20 tokens)", "chart", sys.argv[5], sys.argv[6])
 PY
+if [ "${VMED_BENCH_RACE:-1}" != 0 ]; then
+    echo
+    python3 bench/race.py table "$OUT/limits.txt" "$OUT/race.jsonl" "$OUT/race_first.jsonl" "$BUILD/bench"
+fi
