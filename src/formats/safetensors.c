@@ -325,15 +325,13 @@ static int cmp_by_name(const void *a, const void *b) {
     return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
 }
 
-/* Sorts the tensors for st_find and refuses names seen twice. index is the
- * shard index path (NULL for one file). */
-static int finish(SafeTensors *st, const char *index, Error *err) {
+int st_finish(SafeTensors *st, const char *index, const char *what, Error *err) {
     if (st->n_tensors > 1) qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, cmp_by_name);
     for (int i = 1; i < st->n_tensors; i++) {
         const StTensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
         if (strcmp(a->name, b->name) != 0) continue;
         if (a->file == b->file || !index)
-            return error_set(err, "%s: tensor '%s' appears twice in the header", st_file_path(st, a), a->name);
+            return error_set(err, "%s: tensor '%s' appears twice in the %s", st_file_path(st, a), a->name, what);
         return error_set(err, "%s: tensor '%s' is in two shards, %s and %s", index, a->name, st_file_path(st, a),
                          st_file_path(st, b));
     }
@@ -367,8 +365,8 @@ static int shard_name_ok(const char *s) {
 
 /* Opens each shard the first time the weight map names it; shards[i] is
  * the shard name of files[i]. */
-static int open_shards(SafeTensors *st, const cJSON *wm, const char *index, const char *dir, char ***shards,
-                       Error *err) {
+static int open_shards(SafeTensors *st, const cJSON *wm, const char *index, const char *dir, StShardOpener add,
+                       const void *ctx, char ***shards, Error *err) {
     for (const cJSON *e = wm->child; e; e = e->next) {
         const char *name = e->string ? e->string : "";
         if (!cJSON_IsString(e) || !e->valuestring)
@@ -387,8 +385,8 @@ static int open_shards(SafeTensors *st, const cJSON *wm, const char *index, cons
         (*shards)[st->n_files] = dup_string(shard);
         if (!(*shards)[st->n_files]) return error_set(err, "%s: out of memory", index);
         int before = st->n_files;
-        if (add_file(st, path, err) != 0) {
-            /* add_file counts the file only once it is mapped. */
+        if (add(st, path, ctx, err) != 0) {
+            /* an opener counts the file only once it is mapped */
             if (st->n_files == before) free((*shards)[before]);
             return error_prefix(err, "%s: shard '%s' named by weight_map", index, shard);
         }
@@ -412,7 +410,8 @@ static int check_weight_map(const SafeTensors *st, const cJSON *wm, const char *
     return 0;
 }
 
-static int open_index(SafeTensors *st, const char *index, Error *err) {
+int st_open_sharded(SafeTensors *st, const char *index, StShardOpener add, const void *ctx, const char *what,
+                    Error *err) {
     char dir[1024];
     const char *slash = strrchr(index, '/');
     if (!slash) snprintf(dir, sizeof dir, ".");
@@ -433,10 +432,10 @@ static int open_index(SafeTensors *st, const char *index, Error *err) {
                        json_type_name(wm));
     else if (!wm->child)
         rc = error_set(err, "%s: weight_map is empty", index);
-    if (rc == 0) rc = open_shards(st, wm, index, dir, &shards, err);
-    if (rc == 0) rc = finish(st, index, err);
+    if (rc == 0) rc = open_shards(st, wm, index, dir, add, ctx, &shards, err);
+    if (rc == 0) rc = st_finish(st, index, what, err);
     if (rc == 0) rc = check_weight_map(st, wm, index, shards, err);
-    for (int i = 0; i < st->n_files; i++) free(shards[i]);
+    for (int i = 0; i < st->n_files && shards; i++) free(shards[i]);
     free(shards);
     cJSON_Delete(root);
     return rc;
@@ -449,18 +448,27 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+static int add_shard(SafeTensors *st, const char *path, const void *ctx, Error *err) {
+    (void)ctx;
+    return add_file(st, path, err);
+}
+
+static int open_index(SafeTensors *st, const char *index, Error *err) {
+    return st_open_sharded(st, index, add_shard, NULL, "header", err);
+}
+
 static int open_path(SafeTensors *st, const char *path, Error *err) {
     if (!dir_exists(path)) {
         if (ends_with(path, ".bin") || ends_with(path, ".bin.index.json")) return torch_bin_open(st, path, err);
         if (ends_with(path, ".json")) return open_index(st, path, err);
         if (add_file(st, path, err) != 0) return -1;
-        return finish(st, NULL, err);
+        return st_finish(st, NULL, "header", err);
     }
     char file[1024];
     if (path_join(file, sizeof file, path, ST_SINGLE_NAME, err) != 0) return -1;
     if (file_exists(file)) {
         if (add_file(st, file, err) != 0) return -1;
-        return finish(st, NULL, err);
+        return st_finish(st, NULL, "header", err);
     }
     if (path_join(file, sizeof file, path, ST_INDEX_NAME, err) != 0) return -1;
     if (file_exists(file)) return open_index(st, file, err);
@@ -483,7 +491,7 @@ int st_parse(SafeTensors *st, const uint8_t *data, size_t size, const char *labe
     memset(st, 0, sizeof *st);
     st->label = dup_string(label);
     if (!st->label) return error_set(err, "%s: out of memory", label);
-    if (parse_file(st, data, size, label, 0, err) != 0 || finish(st, NULL, err) != 0) {
+    if (parse_file(st, data, size, label, 0, err) != 0 || st_finish(st, NULL, "header", err) != 0) {
         st_close(st);
         return -1;
     }

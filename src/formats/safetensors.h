@@ -107,4 +107,17 @@ void st_writer_abort(StWriter *w);
  * shape); name, dtype, shape, data and nbytes are used. */
 int st_save(const char *path, const StTensor *tensors, int n, Error *err);
 
+/* For readers of other formats that fill a SafeTensors (formats/torch_bin):
+ * sorts the tensors for st_find and refuses a name seen twice ("appears
+ * twice in the <what>"; index is the shard index path, NULL for one file). */
+int st_finish(SafeTensors *st, const char *index, const char *what, Error *err);
+
+/* Maps and parses one shard into st, counting it in st->n_files once mapped. */
+typedef int (*StShardOpener)(SafeTensors *st, const char *path, const void *ctx, Error *err);
+
+/* Opens the shards an HF *.index.json names (its weight_map), each with add,
+ * checks that every entry names the shard its tensor is in, and finishes. */
+int st_open_sharded(SafeTensors *st, const char *index, StShardOpener add, const void *ctx, const char *what,
+                    Error *err);
+
 #endif

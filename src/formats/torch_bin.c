@@ -4,14 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 
-#include "formats/json_util.h"
 #include "formats/pickle.h"
 #include "formats/zip.h"
 
-/* An index lists a few hundred names; see ST_MAX_INDEX_BYTES. */
-#define TB_MAX_INDEX_BYTES (64u << 20)
 /* Entry names are <archive>/<name>; the archive folder name is short. */
 #define TB_MAX_ENTRY_NAME 600
 
@@ -175,106 +171,12 @@ static int add_file(SafeTensors *st, const char *path, const TorchBinOptions *op
     return parse_archive(st, st->files[idx].data, st->files[idx].size, path, idx, opt, err);
 }
 
-static int cmp_by_name(const void *a, const void *b) {
-    return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
-}
-
-/* Sorts for st_find and refuses a name seen twice. */
-static int finish(SafeTensors *st, const char *index, Error *err) {
-    if (st->n_tensors > 1) qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, cmp_by_name);
-    for (int i = 1; i < st->n_tensors; i++) {
-        const StTensor *a = &st->tensors[i - 1], *b = &st->tensors[i];
-        if (strcmp(a->name, b->name) != 0) continue;
-        if (a->file == b->file || !index)
-            return error_set(err, "%s: tensor '%s' appears twice in the state dict", st_file_path(st, a), a->name);
-        return error_set(err, "%s: tensor '%s' is in two shards, %s and %s", index, a->name, st_file_path(st, a),
-                         st_file_path(st, b));
-    }
-    return 0;
-}
-
-/* ---- shards ---- */
-
-static int find_name(char **names, int n, const char *s) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], s) == 0) return i;
-    return -1;
-}
-
-/* Shards are plain files beside the index: nothing that leaves the folder. */
-static int shard_name_ok(const char *s) {
-    return s[0] && strchr(s, '/') == NULL && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
-static int open_shards(SafeTensors *st, const cJSON *wm, const char *index, const char *dir,
-                       const TorchBinOptions *opt, char ***shards, Error *err) {
-    for (const cJSON *e = wm->child; e; e = e->next) {
-        const char *name = e->string ? e->string : "";
-        if (!cJSON_IsString(e) || !e->valuestring)
-            return error_set(err, "%s: weight_map entry '%s' is %s, expected a shard file name", index, name,
-                             json_type_name(e));
-        const char *shard = e->valuestring;
-        if (find_name(*shards, st->n_files, shard) >= 0) continue;
-        if (!shard_name_ok(shard))
-            return error_set(err, "%s: weight_map entry '%s' names shard '%s', which is not a file name in the "
-                             "model folder", index, name, shard);
-        char path[1024];
-        if (path_join(path, sizeof path, dir, shard, err) != 0) return -1;
-        char **grown = realloc(*shards, ((size_t)st->n_files + 1) * sizeof *grown);
-        if (!grown) return error_set(err, "%s: out of memory", index);
-        *shards = grown;
-        if (!((*shards)[st->n_files] = dup_string(shard))) return error_set(err, "%s: out of memory", index);
-        int before = st->n_files;
-        if (add_file(st, path, opt, err) != 0) {
-            if (st->n_files == before) free((*shards)[before]); /* counted only once mapped */
-            return error_prefix(err, "%s: shard '%s' named by weight_map", index, shard);
-        }
-    }
-    return 0;
-}
-
-static int check_weight_map(const SafeTensors *st, const cJSON *wm, const char *index, char **shards,
-                            Error *err) {
-    for (const cJSON *e = wm->child; e; e = e->next) {
-        const StTensor *t = st_find(st, e->string ? e->string : "");
-        if (!t)
-            return error_set(err, "%s: weight_map puts tensor '%s' in %s, but that shard has no such tensor", index,
-                             e->string ? e->string : "", e->valuestring);
-        if (strcmp(shards[t->file], e->valuestring) != 0)
-            return error_set(err, "%s: weight_map puts tensor '%s' in %s, but it is in %s", index, t->name,
-                             e->valuestring, shards[t->file]);
-    }
-    return 0;
+static int add_shard(SafeTensors *st, const char *path, const void *ctx, Error *err) {
+    return add_file(st, path, ctx, err);
 }
 
 static int open_index(SafeTensors *st, const char *index, const TorchBinOptions *opt, Error *err) {
-    char dir[1024];
-    const char *slash = strrchr(index, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == index) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - index), index);
-
-    cJSON *root;
-    if (json_load_file(&root, index, TB_MAX_INDEX_BYTES, err) != 0) return -1;
-    char **shards = NULL;
-    int rc = 0;
-    const cJSON *wm = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
-    if (!cJSON_IsObject(root))
-        rc = error_set(err, "%s: is %s, expected a JSON object with a weight_map", index, json_type_name(root));
-    else if (!wm)
-        rc = error_set(err, "%s: no weight_map", index);
-    else if (!cJSON_IsObject(wm))
-        rc = error_set(err, "%s: weight_map is %s, expected an object of tensor name -> shard file", index,
-                       json_type_name(wm));
-    else if (!wm->child)
-        rc = error_set(err, "%s: weight_map is empty", index);
-    if (rc == 0) rc = open_shards(st, wm, index, dir, opt, &shards, err);
-    if (rc == 0) rc = finish(st, index, err);
-    if (rc == 0) rc = check_weight_map(st, wm, index, shards, err);
-    for (int i = 0; i < st->n_files && shards; i++) free(shards[i]);
-    free(shards);
-    cJSON_Delete(root);
-    return rc;
+    return st_open_sharded(st, index, add_shard, opt, "state dict", err);
 }
 
 /* ---- reading: public ---- */
@@ -291,12 +193,12 @@ static int open_path(SafeTensors *st, const char *path, const TorchBinOptions *o
     if (!dir_exists(path)) {
         if (ends_with(path, ".json")) return open_index(st, path, opt, err);
         if (add_file(st, path, opt, err) != 0) return -1;
-        return finish(st, NULL, err);
+        return st_finish(st, NULL, "state dict", err);
     }
     if (path_join(file, sizeof file, path, TORCH_BIN_SINGLE_NAME, err) != 0) return -1;
     if (file_exists(file)) {
         if (add_file(st, file, opt, err) != 0) return -1;
-        return finish(st, NULL, err);
+        return st_finish(st, NULL, "state dict", err);
     }
     if (path_join(file, sizeof file, path, TORCH_BIN_INDEX_NAME, err) != 0) return -1;
     if (file_exists(file)) return open_index(st, file, opt, err);
@@ -327,7 +229,7 @@ int torch_bin_parse(SafeTensors *st, const uint8_t *data, size_t size, const cha
     if (opt) o = *opt;
     st->label = dup_string(label);
     if (!st->label) return error_set(err, "%s: out of memory", label);
-    if (parse_archive(st, data, size, label, 0, &o, err) != 0 || finish(st, NULL, err) != 0) {
+    if (parse_archive(st, data, size, label, 0, &o, err) != 0 || st_finish(st, NULL, "state dict", err) != 0) {
         st_close(st);
         return -1;
     }
