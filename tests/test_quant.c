@@ -371,6 +371,89 @@ static void t_quant_avx2_dot_matches_scalar(void) {
     printf("      worst |avx2 - scalar| / sum|w||a| = %.2g\n", worst);
 }
 
+/* quant_matvec_avx2 takes Q4_0/Q8_0 rows four at a time: every row count
+ * 1..11 (whole groups, tails of 1..3), rows of one to several blocks and a
+ * row stride wider than the row, each row against the scalar dot. */
+static void t_quant_avx2_matvec_rows_match_scalar(void) {
+    if (kernel_best() == KERNEL_SCALAR) {
+        test_skip("this CPU has no AVX2");
+        return;
+    }
+    const int64_t blocks[] = {1, 3, 9};
+    const size_t pad = 36; /* bytes between rows, so rows are not packed */
+    uint8_t *w = malloc(11 * (dtype_row_bytes(DT_Q8_0, 9 * 256) + pad)), *act = malloc(quant_act_bytes(DT_Q4_0, 9 * 256));
+    float *x = malloc(9 * 256 * sizeof(float)), y[11];
+    for (int ti = 0; ti < N_ALL; ti++)
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+            DType t = ALL[ti];
+            int64_t k = blocks[bi] * dtype_block_elems(t);
+            size_t rb = dtype_row_bytes(t, k) + pad;
+            for (int r = 0; r < 11; r++) random_row(t, w + r * rb, k, r % 2);
+            for (int64_t i = 0; i < k; i++) x[i] = rnd_normal();
+            quantize_act(t, x, act, k);
+            for (long rows = 1; rows <= 11; rows++) {
+                for (long r = 0; r < 11; r++) y[r] = -12345.0f;
+                quant_matvec_avx2(t, y, w, rb, rows, act, k);
+                for (long r = 0; r < 11; r++) {
+                    if (r >= rows) {
+                        CHECK(y[r] == -12345.0f, "%s: %ld rows wrote y[%ld]", dtype_name(t), rows, r);
+                        continue;
+                    }
+                    float s = quant_dot(t, w + r * rb, act, k);
+                    double scale = abs_dot(t, w + r * rb, act, k);
+                    CHECK(fabs((double)s - y[r]) <= 1e-5 * scale + 1e-30, "%s, %lld blocks, row %ld of %ld: %.9g, scalar %.9g",
+                          dtype_name(t), (long long)blocks[bi], r, rows, y[r], s);
+                }
+            }
+        }
+    free(w);
+    free(act);
+    free(x);
+}
+
+/* The AVX2 activation quantizers and dequantizers are bit-identical to the
+ * scalar ones: normal data, all zeros, a lone value, values that land on
+ * exact halves (roundf rounds them away from zero, nearest_int to even),
+ * ties for the largest magnitude (the first one sets the Q8_K sign). */
+static void t_quant_avx2_act_and_dequant_are_exact(void) {
+    if (kernel_best() == KERNEL_SCALAR) {
+        test_skip("this CPU has no AVX2");
+        return;
+    }
+    const int64_t k = 3 * 256;
+    float *x = malloc(k * sizeof(float)), *a = malloc(k * sizeof(float)), *b = malloc(k * sizeof(float));
+    uint8_t *s = malloc(quant_act_bytes(DT_Q4_0, k)), *v = malloc(quant_act_bytes(DT_Q4_0, k));
+    uint8_t *w = malloc(dtype_row_bytes(DT_Q8_0, k));
+    for (int kind = 0; kind < 5; kind++) {
+        for (int64_t i = 0; i < k; i++) {
+            switch (kind) {
+            case 0: x[i] = rnd_normal() * (i % 7 == 0 ? 20.0f : 1.0f); break;
+            case 1: x[i] = 0; break;
+            case 2: x[i] = i == 300 ? -3.0f : 0.0f; break;
+            case 3: x[i] = i % 32 == 0 ? 127.0f : (float)(i % 64) - 31.5f; break; /* d == 1: exact halves */
+            default: x[i] = i % 16 == 5 ? (i % 32 < 16 ? 4.0f : -4.0f) : (float)(i % 9) * 0.5f - 2.0f; break;
+            }
+        }
+        const DType acts[] = {DT_Q4_0, DT_Q4_K};
+        for (int ai = 0; ai < 2; ai++) {
+            size_t nbytes = quant_act_bytes(acts[ai], k);
+            memset(s, 0xAA, nbytes), memset(v, 0x55, nbytes);
+            quantize_act(acts[ai], x, s, k);
+            quantize_act_avx2(acts[ai], x, v, k);
+            CHECK(memcmp(s, v, nbytes) == 0, "input %d: %s activation differs", kind, ai ? "Q8_K" : "Q8_0");
+        }
+    }
+    for (int ti = 0; ti < N_ALL; ti++)
+        for (int raw = 0; raw < 2; raw++) {
+            random_row(ALL[ti], w, k, raw);
+            dequantize_row(ALL[ti], w, a, k);
+            dequantize_row_avx2(ALL[ti], w, b, k);
+            CHECK(memcmp(a, b, k * sizeof(float)) == 0, "%s%s: avx2 dequantization differs", dtype_name(ALL[ti]),
+                  raw ? " (random bytes)" : "");
+        }
+    free(x), free(a), free(b), free(s), free(v), free(w);
+}
+
 /* matmul with quantized W against the f64 reference on the dequantized W,
  * both levels, 1 and 2 threads, odd row counts. Decoding (n == 1) rounds x
  * to 8 bits: |y - ref| <= sum_i |w_i| * (half a step of x_i's block). The
@@ -731,6 +814,8 @@ void suite_quant(void) {
     RUN(t_quant_k_codes_are_nearest);
     RUN(t_quant_scalar_dot_is_dequantized_dot);
     RUN(t_quant_avx2_dot_matches_scalar);
+    RUN(t_quant_avx2_matvec_rows_match_scalar);
+    RUN(t_quant_avx2_act_and_dequant_are_exact);
     RUN(t_quant_matmul_levels);
     RUN(t_quant_llama_cpp_type_rules);
     RUN(t_quant_llama_tiny_logits);

@@ -41,6 +41,12 @@ static float load_f32(const void *w, DType dt, long i) {
 
 void convert_to_f32(KernelLevel level, float *dst, const void *src, DType dt, long count) {
     if (dtype_is_quant(dt)) {
+#if defined(__x86_64__)
+        if (level == KERNEL_AVX2) {
+            dequantize_row_avx2(dt, src, dst, count);
+            return;
+        }
+#endif
         dequantize_row(dt, src, dst, count);
         return;
     }
@@ -96,13 +102,36 @@ void gemm_panel(KernelLevel level, float *y, long ldy, const float *x, long n, l
     gemm_panel_scalar(y, ldy, x, n, k, panel, cols, accumulate);
 }
 
+#if defined(__x86_64__)
+/* Values per row of a quantized panel tile: a multiple of every block. */
+#define QUANT_TILE 256
+
+/* Quantized rows with AVX2: QUANT_TILE values of each row dequantized into
+ * a row-major [rows][kc] tile (16 KB, on the stack, in L1), which the f32
+ * packer then transposes into the panel 8x8 at a time. Scalar unpacking
+ * and a one-float scatter per weight took about as long as the GEMM
+ * itself at 128 activation rows. */
+static void pack_panel_quant_avx2(float *panel, const void *w, DType dt, long j0, long rows, long k) {
+    float tile[MATMUL_BLOCK_ROWS * QUANT_TILE];
+    size_t row_bytes = dtype_row_bytes(dt, k);
+    const uint8_t *w0 = (const uint8_t *)w + (size_t)j0 * row_bytes;
+    for (long t0 = 0; t0 < k; t0 += QUANT_TILE) {
+        long kc = k - t0 < QUANT_TILE ? k - t0 : QUANT_TILE;
+        size_t off = dtype_row_bytes(dt, t0);
+        for (long r = 0; r < rows; r++) dequantize_row_avx2(dt, w0 + (size_t)r * row_bytes + off, tile + r * kc, kc);
+        pack_panel_avx2(panel + t0 * MATMUL_BLOCK_ROWS, tile, DT_F32, 0, rows, kc);
+    }
+}
+#endif
+
 /* Rows [j0, j0 + rows) of W as a [k][16] f32 panel, zero-padded to 16
  * columns; row_tmp holds k floats. */
 static void pack_panel(KernelLevel level, float *panel, float *row_tmp, const void *w, DType dt, long j0, long rows,
                        long k) {
 #if defined(__x86_64__)
-    if (level == KERNEL_AVX2 && !dtype_is_quant(dt)) {
-        pack_panel_avx2(panel, w, dt, j0, rows, k);
+    if (level == KERNEL_AVX2) {
+        if (dtype_is_quant(dt)) pack_panel_quant_avx2(panel, w, dt, j0, rows, k);
+        else pack_panel_avx2(panel, w, dt, j0, rows, k);
         return;
     }
 #endif
@@ -137,7 +166,7 @@ static void quant_matvec_rows(KernelLevel level, float *y, const void *act, cons
     const uint8_t *row = (const uint8_t *)w + (size_t)j0 * row_bytes;
 #if defined(__x86_64__)
     if (level == KERNEL_AVX2) {
-        for (long j = j0; j < j1; j++, row += row_bytes) y[j] = quant_dot_avx2(dt, row, act, k);
+        quant_matvec_avx2(dt, y + j0, row, row_bytes, j1 - j0, act, k);
         return;
     }
 #endif
@@ -174,7 +203,11 @@ void matmul(ThreadPool *pool, KernelLevel level, float *y, const float *x, long 
     /* Decoding with quantized weights: x is quantized once, here, and every
      * row's dot product runs on integers (the scratch is free when n == 1). */
     if (n == 1 && dtype_is_quant(w->dtype)) {
-        quantize_act(w->dtype, x, scratch, J.k);
+#if defined(__x86_64__)
+        if (level == KERNEL_AVX2) quantize_act_avx2(w->dtype, x, scratch, J.k);
+        else
+#endif
+            quantize_act(w->dtype, x, scratch, J.k);
         J.act = scratch;
     }
     pool_run(pool, matmul_worker, &J);

@@ -137,5 +137,12 @@ float quant_dot(DType t, const void *w, const void *act, int64_t k);
 /* The AVX2 version (quant_avx2.c): the same integer block sums, exactly,
  * combined in another float order. */
 float quant_dot_avx2(DType t, const void *w, const void *act, int64_t k);
+/* y[j] = dot(row j, act) for rows consecutive rows of type t, row_bytes
+ * apart: quant_dot_avx2's sums, several rows per pass over the activation
+ * (Q4_0, Q8_0) so that its loads are shared. */
+void quant_matvec_avx2(DType t, float *y, const void *w, size_t row_bytes, long rows, const void *act, int64_t k);
+/* quantize_act and dequantize_row with AVX2, bit-identical to them. */
+void quantize_act_avx2(DType t, const float *x, void *act, int64_t k);
+void dequantize_row_avx2(DType t, const void *src, float *dst, int64_t n);
 
 #endif

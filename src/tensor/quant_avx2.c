@@ -8,6 +8,7 @@
  * 0..31, 0..63): the offsets (q - 8, q - 16, q - 32) are taken off through
  * the activation's precomputed sums rather than per byte. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "tensor/quant.h"
@@ -50,20 +51,88 @@ static inline __m256i dot_u8_i8_off(__m256i q, const QuantAct32 *a, int shift) {
     return _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)a->lane_sums), shift));
 }
 
+/* Decoding streams each weight byte once, so what bounds a matrix-vector
+ * product is the work per weight block. The Q4_0 and Q8_0 kernels take
+ * MV_ROWS rows at once: the activation block (its bytes, its offset
+ * sums, its scale) is loaded once for all of them, each row keeps its own
+ * float accumulator across blocks, and the horizontal sum is paid once per
+ * row, not per block. */
+#define MV_ROWS 4
+
+/* The integer part of one Q4_0 block against a loaded activation block:
+ * 8 lanes of sum(q * a) - 8 * sum(a). The 16 bytes are broadcast to both
+ * halves and shifted per 64-bit lane (0 low, 4 high), which leaves the low
+ * nibbles in the low half and the high nibbles in the high one with two
+ * vector operations. */
+static inline __m256i q4_0_isum(const BlockQ4_0 *b, __m256i av, __m256i off8) {
+    const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b->qs));
+    __m256i q = _mm256_and_si256(_mm256_srlv_epi64(v, shift), _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, av), _mm256_set1_epi16(1)), off8);
+}
+
+/* acc + (block sum) * (weight scale * activation scale). */
+static inline __m256 scale_acc(__m256i isum, uint16_t dw, __m256 da, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(h2f(dw)), da), acc);
+}
+
+/* Four rows' weight scales times the activation's, each broadcast to a
+ * vector. Converted one at a time, a scale costs five vector operations
+ * (insert, convert, broadcast, multiply), as many as the block's integer
+ * product; gathered into one 64-bit integer by the scalar units, which are
+ * idle here, the four convert and multiply together. */
+static inline void scales4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3, __m256 da, __m256 s[4]) {
+    uint64_t d = d0 | (uint64_t)d1 << 16 | (uint64_t)d2 << 32 | (uint64_t)d3 << 48;
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)d));
+    __m256 f8 = _mm256_mul_ps(_mm256_set_m128(f, f), da);
+    s[0] = _mm256_permute_ps(f8, 0x00);
+    s[1] = _mm256_permute_ps(f8, 0x55);
+    s[2] = _mm256_permute_ps(f8, 0xAA);
+    s[3] = _mm256_permute_ps(f8, 0xFF);
+}
+
+/* Four consecutive Q4_0 rows, row_bytes apart, written out one by one so
+ * that the four accumulators stay in registers. */
+static void rows4_q4_0(float *y, const uint8_t *w, size_t row_bytes, const QuantAct32 *a, int64_t nb) {
+    const BlockQ4_0 *w0 = (const BlockQ4_0 *)w, *w1 = (const BlockQ4_0 *)(w + row_bytes),
+                    *w2 = (const BlockQ4_0 *)(w + 2 * row_bytes), *w3 = (const BlockQ4_0 *)(w + 3 * row_bytes);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+           acc3 = _mm256_setzero_ps();
+    /* The four rows are four short streams that the hardware prefetcher
+     * has to find again every group; fetching the next group's bytes at
+     * the pace this group consumes its own keeps a memory-bound product
+     * (a large matrix, one pass) as fast as a single sequential stream. */
+    const uint8_t *next = w + 4 * row_bytes;
+    for (int64_t i = 0; i < nb; i++) {
+        _mm_prefetch((const char *)(next + 72 * i + 0), _MM_HINT_T0);
+        _mm_prefetch((const char *)(next + 72 * i + 64), _MM_HINT_T0);
+        __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        __m256i off8 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)a[i].lane_sums), 3);
+        __m256 da = _mm256_broadcast_ss(&a[i].d);
+        __m256 sc[4];
+        scales4(w0[i].d, w1[i].d, w2[i].d, w3[i].d, da, sc);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_0_isum(&w0[i], av, off8)), sc[0], acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_0_isum(&w1[i], av, off8)), sc[1], acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_0_isum(&w2[i], av, off8)), sc[2], acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_0_isum(&w3[i], av, off8)), sc[3], acc3);
+    }
+    y[0] = hsum_ps(acc0), y[1] = hsum_ps(acc1), y[2] = hsum_ps(acc2), y[3] = hsum_ps(acc3);
+}
+
 static float dot_q4_0(const BlockQ4_0 *w, const QuantAct32 *a, int64_t nb) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i s0 = dot_u8_i8_off(nibbles32(w[i].qs), &a[i], 3);
-        __m256i s1 = dot_u8_i8_off(nibbles32(w[i + 1].qs), &a[i + 1], 3);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(h2f(w[i + 1].d) * a[i + 1].d), acc1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i off8 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)a[i].lane_sums), 3);
+        __m256i isum = q4_0_isum(&w[i], _mm256_loadu_si256((const __m256i *)a[i].qs), off8);
+        acc = scale_acc(isum, w[i].d, _mm256_broadcast_ss(&a[i].d), acc);
     }
-    for (; i < nb; i++) {
-        __m256i s0 = dot_u8_i8_off(nibbles32(w[i].qs), &a[i], 3);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc0);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(acc);
+}
+
+static void matvec_q4_0(float *y, const uint8_t *w, size_t row_bytes, long rows, const QuantAct32 *a, int64_t nb) {
+    long j = 0;
+    for (; j + MV_ROWS <= rows; j += MV_ROWS) rows4_q4_0(y + j, w + (size_t)j * row_bytes, row_bytes, a, nb);
+    for (; j < rows; j++) y[j] = dot_q4_0((const BlockQ4_0 *)(w + (size_t)j * row_bytes), a, nb);
 }
 
 static float dot_q4_1(const BlockQ4_1 *w, const QuantAct32 *a, int64_t nb) {
@@ -100,27 +169,50 @@ static float dot_q5_1(const BlockQ5_1 *w, const QuantAct32 *a, int64_t nb) {
 
 /* Signed weights: |w| times a with w's sign moved onto a. A code of -128
  * still works: its absolute value reads as unsigned 128. */
+static inline __m256i q8_0_isum(const BlockQ8_0 *b, __m256i av) {
+    __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs);
+    __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+static void rows4_q8_0(float *y, const uint8_t *w, size_t row_bytes, const QuantAct32 *a, int64_t nb) {
+    const BlockQ8_0 *w0 = (const BlockQ8_0 *)w, *w1 = (const BlockQ8_0 *)(w + row_bytes),
+                    *w2 = (const BlockQ8_0 *)(w + 2 * row_bytes), *w3 = (const BlockQ8_0 *)(w + 3 * row_bytes);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+           acc3 = _mm256_setzero_ps();
+    /* The four rows are four short streams that the hardware prefetcher
+     * has to find again every group; fetching the next group's bytes at
+     * the pace this group consumes its own keeps a memory-bound product
+     * (a large matrix, one pass) as fast as a single sequential stream. */
+    const uint8_t *next = w + 4 * row_bytes;
+    for (int64_t i = 0; i < nb; i++) {
+        _mm_prefetch((const char *)(next + 136 * i + 0), _MM_HINT_T0);
+        _mm_prefetch((const char *)(next + 136 * i + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(next + 136 * i + 128), _MM_HINT_T0);
+        __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        __m256 da = _mm256_broadcast_ss(&a[i].d);
+        __m256 sc[4];
+        scales4(w0[i].d, w1[i].d, w2[i].d, w3[i].d, da, sc);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_0_isum(&w0[i], av)), sc[0], acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_0_isum(&w1[i], av)), sc[1], acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_0_isum(&w2[i], av)), sc[2], acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_0_isum(&w3[i], av)), sc[3], acc3);
+    }
+    y[0] = hsum_ps(acc0), y[1] = hsum_ps(acc1), y[2] = hsum_ps(acc2), y[3] = hsum_ps(acc3);
+}
+
 static float dot_q8_0(const BlockQ8_0 *w, const QuantAct32 *a, int64_t nb) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)w[i].qs);
-        __m256i w1 = _mm256_loadu_si256((const __m256i *)w[i + 1].qs);
-        __m256i a0 = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        __m256i a1 = _mm256_loadu_si256((const __m256i *)a[i + 1].qs);
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(a0, w0)), ones);
-        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(a1, w1)), ones);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(h2f(w[i + 1].d) * a[i + 1].d), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)w[i].qs);
-        __m256i a0 = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(a0, w0)), ones);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc0);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++)
+        acc = scale_acc(q8_0_isum(&w[i], _mm256_loadu_si256((const __m256i *)a[i].qs)), w[i].d,
+                        _mm256_broadcast_ss(&a[i].d), acc);
+    return hsum_ps(acc);
+}
+
+static void matvec_q8_0(float *y, const uint8_t *w, size_t row_bytes, long rows, const QuantAct32 *a, int64_t nb) {
+    long j = 0;
+    for (; j + MV_ROWS <= rows; j += MV_ROWS) rows4_q8_0(y + j, w + (size_t)j * row_bytes, row_bytes, a, nb);
+    for (; j < rows; j++) y[j] = dot_q8_0((const BlockQ8_0 *)(w + (size_t)j * row_bytes), a, nb);
 }
 
 /* ------------------------------------------------------------- K types */
@@ -147,24 +239,49 @@ static inline __m256i scaled_dot(__m256i q, const int8_t *a, int sc) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16((short)sc));
 }
 
+/* Q4_K as ggml does it: the 8 scales and 8 mins unpacked from their 12
+ * bytes with a few 32-bit masks and widened to 16 bits in one vector, the
+ * mins' correction one _mm_madd_epi16 against the activation's 32-value
+ * sums, and each sub-block's scale a byte shuffle of that vector rather
+ * than a scalar broadcast. */
 static float dot_q4_K(const BlockQ4_K *w, const QuantAct256 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
+    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
     const __m256i low = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        uint8_t sc[8], m[8];
-        scales_mins_k4(w[i].scales, sc, m);
+        uint32_t u[4];
+        memcpy(u, w[i].scales, 12);
+        /* u[0..1]: the 8 scales, u[2..3]: the 8 mins, a byte each */
+        u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+        const uint32_t m03 = u[1] & kmask1;
+        u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+        u[2] = m03;
+        u[0] &= kmask1;
+        const __m256i sc_m = _mm256_cvtepu8_epi16(_mm_setr_epi32((int)u[0], (int)u[1], (int)u[2], (int)u[3]));
+        const float da = a[i].d;
+        /* the mins: 16 bsums folded to 8 sub-block sums, times the 8 mins */
+        __m256i bs = _mm256_loadu_si256((const __m256i *)a[i].bsums);
+        __m128i bs8 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sc_m, 1), bs8);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(h2f(w[i].dmin) * da), _mm_cvtepi32_ps(mins), acc_m);
+        /* scale j (16 bits) in every 16-bit lane: bytes 2j, 2j+1 shuffled */
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc_m));
         __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
+            const __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))));
+            const __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))));
             __m256i v = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-            isum = _mm256_add_epi32(isum, scaled_dot(lo, a[i].qs + 64 * c, sc[2 * c]));
-            isum = _mm256_add_epi32(isum, scaled_dot(hi, a[i].qs + 64 * c + 32, sc[2 * c + 1]));
+            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c)));
+            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(pl, sl), _mm256_madd_epi16(ph, sh)));
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc);
-        corr += h2f(w[i].dmin) * a[i].d * (float)mins_dot(m, a[i].bsums);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * da), acc);
     }
-    return hsum_ps(acc) - corr;
+    __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return hsum_ps(acc) - _mm_cvtss_f32(m);
 }
 
 static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
@@ -230,6 +347,17 @@ static float dot_q6_K(const BlockQ6_K *w, const QuantAct256 *a, int64_t nb) {
     return hsum_ps(acc);
 }
 
+void quant_matvec_avx2(DType t, float *y, const void *w, size_t row_bytes, long rows, const void *act, int64_t k) {
+    const uint8_t *row = w;
+    switch (t) {
+    case DT_Q4_0: matvec_q4_0(y, w, row_bytes, rows, act, k / QK); return;
+    case DT_Q8_0: matvec_q8_0(y, w, row_bytes, rows, act, k / QK); return;
+    default:
+        for (long j = 0; j < rows; j++, row += row_bytes) y[j] = quant_dot_avx2(t, row, act, k);
+        return;
+    }
+}
+
 float quant_dot_avx2(DType t, const void *w, const void *act, int64_t k) {
     switch (t) {
     case DT_Q4_0: return dot_q4_0(w, act, k / QK);
@@ -241,5 +369,198 @@ float quant_dot_avx2(DType t, const void *w, const void *act, int64_t k) {
     case DT_Q5_K: return dot_q5_K(w, act, k / QK_K);
     case DT_Q6_K: return dot_q6_K(w, act, k / QK_K);
     default: return 0;
+    }
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* roundf (halves away from zero) in vector form: adding the largest float
+ * below 0.5 with x's sign and truncating rounds every float as roundf does
+ * (an exact half reaches the next integer, anything below stays short). */
+static inline __m256 round_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 half = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(0.49999997f));
+    return _mm256_round_ps(_mm256_add_ps(v, half), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+}
+
+/* 32 integral floats (4 vectors, in order) as 32 bytes, in order: the two
+ * saturating packs interleave 128-bit halves, the permute puts them back. */
+static inline __m256i pack32_i8(__m256 f0, __m256 f1, __m256 f2, __m256 f3) {
+    __m256i a = _mm256_packs_epi32(_mm256_cvtps_epi32(f0), _mm256_cvtps_epi32(f1));
+    __m256i b = _mm256_packs_epi32(_mm256_cvtps_epi32(f2), _mm256_cvtps_epi32(f3));
+    return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* quantize_act32: the same d, id and roundf(x * id), so the same bytes. */
+static void quantize_act32_avx2(const float *x, QuantAct32 *a, int64_t k) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < k / QK; i++, x += QK) {
+        __m256 v[4], mx = _mm256_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            v[c] = _mm256_loadu_ps(x + 8 * c);
+            mx = _mm256_max_ps(mx, _mm256_and_ps(v[c], abs_mask));
+        }
+        const float d = hmax_ps(mx) / 127, id = d ? 1.0f / d : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        for (int c = 0; c < 4; c++) v[c] = round_away(_mm256_mul_ps(v[c], vid));
+        __m256i q = pack32_i8(v[0], v[1], v[2], v[3]);
+        _mm256_storeu_si256((__m256i *)a[i].qs, q);
+        /* sums of 4 consecutive bytes: exactly the 8 lane sums */
+        __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)a[i].lane_sums, s4);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+        a[i].sum = _mm_cvtsi128_si32(s);
+        a[i].d = d;
+    }
+}
+
+/* quantize_act256 (ggml's quantize_row_q8_K): the first value of largest
+ * magnitude sets the scale; nearest_int is round-to-nearest-even, which
+ * _mm256_round_ps does, and the saturating packs are the MIN(127, .). */
+static void quantize_act256_avx2(const float *x, QuantAct256 *a, int64_t k) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < k / QK_K; i++, x += QK_K) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int c = 0; c < QK_K / 8; c++) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + 8 * c), abs_mask));
+        const float amax = hmax_ps(mx);
+        memset(&a[i], 0, sizeof a[i]);
+        if (amax == 0) continue;
+        float max = 0;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m256 vs = _mm256_set1_ps(iscale);
+        for (int g = 0; g < QK_K / 32; g++) {
+            __m256 v[4];
+            for (int c = 0; c < 4; c++)
+                v[c] = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * c), vs),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i q = pack32_i8(v[0], v[1], v[2], v[3]);
+            _mm256_storeu_si256((__m256i *)(a[i].qs + 32 * g), q);
+            /* 16-bit pair sums, then the two 16-value sums of this 32 */
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm_srli_si128(_mm256_castsi256_si128(s), 8));
+            __m128i l = _mm256_extracti128_si256(s, 1);
+            l = _mm_add_epi32(l, _mm_srli_si128(l, 8));
+            a[i].bsums[2 * g] = (int16_t)(_mm_cvtsi128_si32(h) + _mm_extract_epi32(h, 1));
+            a[i].bsums[2 * g + 1] = (int16_t)(_mm_cvtsi128_si32(l) + _mm_extract_epi32(l, 1));
+        }
+        a[i].d = 1 / iscale;
+    }
+}
+
+void quantize_act_avx2(DType t, const float *x, void *act, int64_t k) {
+    if (quant_act_block(t) == QK_K) quantize_act256_avx2(x, act, k);
+    else quantize_act32_avx2(x, act, k);
+}
+
+/* ---------------------------------------------------------- dequantize */
+
+/* Prefill converts every weight to f32 once per 16-row panel. Each value is
+ * computed with the scalar dequantize_row's operations in its order (an
+ * exact int-to-float conversion, then the same products, no FMA), so the
+ * floats are identical to it. */
+
+/* 32 unsigned codes, less off, times s_lo (the first 16) and s_hi (the
+ * last 16). */
+static inline void store_scaled32(float *y, __m256i q, int off, float s_lo, float s_hi) {
+    const __m256i o = _mm256_set1_epi32(off);
+    __m128i h[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    __m256 s[2] = {_mm256_set1_ps(s_lo), _mm256_set1_ps(s_hi)};
+    for (int c = 0; c < 4; c++) {
+        __m128i b = c & 1 ? _mm_srli_si128(h[c >> 1], 8) : h[c >> 1];
+        __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), o));
+        _mm256_storeu_ps(y + 8 * c, _mm256_mul_ps(f, s[c >> 1]));
+    }
+}
+
+/* Q4_K: d1 * q - m1 over 32 unsigned codes. */
+static inline void store_affine32(float *y, __m256i q, float d1, float m1) {
+    const __m256 vd = _mm256_set1_ps(d1), vm = _mm256_set1_ps(m1);
+    __m128i h[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    for (int c = 0; c < 4; c++) {
+        __m128i b = c & 1 ? _mm_srli_si128(h[c >> 1], 8) : h[c >> 1];
+        __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+        _mm256_storeu_ps(y + 8 * c, _mm256_sub_ps(_mm256_mul_ps(vd, f), vm));
+    }
+}
+
+/* The four 32-value code vectors of one Q6_K half (values 128h + 32g ..). */
+static inline void codes_q6_K_half(const BlockQ6_K *b, int h, __m256i q[4]) {
+    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4));
+}
+
+void dequantize_row_avx2(DType t, const void *src, float *y, int64_t n) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    switch (t) {
+    case DT_Q4_0:
+        for (int64_t i = 0; i < n / QK; i++, y += QK) {
+            const BlockQ4_0 *b = (const BlockQ4_0 *)src + i;
+            const float d = h2f(b->d);
+            store_scaled32(y, _mm256_and_si256(nibbles32(b->qs), low), 8, d, d);
+        }
+        return;
+    case DT_Q8_0:
+        for (int64_t i = 0; i < n / QK; i++, y += QK) {
+            const BlockQ8_0 *b = (const BlockQ8_0 *)src + i;
+            const __m256 d = _mm256_set1_ps(h2f(b->d));
+            for (int c = 0; c < 4; c++) {
+                __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * c)));
+                _mm256_storeu_ps(y + 8 * c, _mm256_mul_ps(_mm256_cvtepi32_ps(v), d));
+            }
+        }
+        return;
+    case DT_Q4_K:
+        for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+            const BlockQ4_K *b = (const BlockQ4_K *)src + i;
+            uint8_t sc[8], m[8];
+            scales_mins_k4(b->scales, sc, m);
+            const float d = h2f(b->d), dmin = h2f(b->dmin);
+            for (int c = 0; c < 4; c++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+                store_affine32(y + 64 * c, _mm256_and_si256(v, low), d * sc[2 * c], dmin * m[2 * c]);
+                store_affine32(y + 64 * c + 32, _mm256_and_si256(_mm256_srli_epi16(v, 4), low), d * sc[2 * c + 1],
+                               dmin * m[2 * c + 1]);
+            }
+        }
+        return;
+    case DT_Q6_K:
+        for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+            const BlockQ6_K *b = (const BlockQ6_K *)src + i;
+            const float d = h2f(b->d);
+            for (int h = 0; h < 2; h++) {
+                __m256i q[4];
+                codes_q6_K_half(b, h, q);
+                for (int g = 0; g < 4; g++) {
+                    int s = 8 * h + 2 * g;
+                    store_scaled32(y + 128 * h + 32 * g, q[g], 32, d * b->scales[s], d * b->scales[s + 1]);
+                }
+            }
+        }
+        return;
+    default: dequantize_row(t, src, y, n); return;
     }
 }
