@@ -69,7 +69,24 @@ static void t_map_errors_name_the_file(void) {
     file_unmap(&m);
 }
 
+/* dir_remove_tree removes a nested folder, and a link inside it goes
+ * without its target. */
+static void t_dir_remove_tree(void) {
+    char root[700], cmd[2400], outside[700];
+    snprintf(root, sizeof root, "%s/tree", test_tmpdir());
+    snprintf(outside, sizeof outside, "%s/outside.txt", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/a/b' && echo x > '%s/a/b/f' && echo y > '%s' && ln -s '%s' '%s/a/link'",
+             root, root, outside, outside, root);
+    CHECK(system(cmd) == 0, "setup failed");
+    Error err;
+    CHECK(dir_remove_tree(root, &err) == 0, "%s", err.msg);
+    CHECK(!dir_exists(root), "the folder is still there");
+    CHECK(file_exists(outside), "the link's target was removed");
+    CHECK(dir_remove_tree(root, &err) == 0, "a missing folder: %s", err.msg);
+}
+
 void suite_base(void) {
+    RUN(t_dir_remove_tree);
     RUN(t_read_all_caps_size);
     RUN(t_atomic_write_replaces_or_leaves_alone);
     RUN(t_map_errors_name_the_file);

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/file.h"
 #include "formats/json_util.h"
 #include "formats/peft.h"
 #include "formats/safetensors.h"
@@ -1022,10 +1023,37 @@ static void t_lora_cli_usage(void) {
     CHECK(test_vmed("generate --model x --lora", out, sizeof out, errout, sizeof errout) == 2 &&
               strcmp(errout, "vmed generate: option '--lora' needs a value (see 'vmed generate --help')\n") == 0,
           "generate --lora without value: %s", errout);
-    CHECK(test_vmed("merge --base a --lora b --out merged.gguf", out, sizeof out, errout, sizeof errout) == 1 &&
-              strcmp(errout, "vmed merge: GGUF output is not available yet; give --out a folder to get the merged "
-                             "model in the HF layout\n") == 0,
-          "gguf: %s", errout);
+    CHECK(test_vmed("merge --base a --lora b --out c --type f16", out, sizeof out, errout, sizeof errout) == 2 &&
+              strcmp(errout, "vmed merge: --type applies to a GGUF --out only (see 'vmed merge --help')\n") == 0,
+          "--type without gguf: %s", errout);
+    CHECK(test_vmed("merge --base a --lora b --out c.gguf --type q3", out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "--type must be f32, f16, bf16, q8_0, q4_0 or q4_k_m, got 'q3'"),
+          "bad --type: %s", errout);
+}
+
+/* --out FILE.gguf: the merged model as llama.cpp's format, whose logits are
+ * HF's merged ones (f32), and no temporary folder left behind. */
+static void t_lora_merge_to_gguf(void) {
+    NEED_FIXTURE(base, BASE_REL);
+    NEED_FIXTURE(lora, LORA_REL);
+    char gguf[600], args[2400], tmp[700];
+    snprintf(gguf, sizeof gguf, "%s/lora-merged.gguf", test_tmpdir());
+    snprintf(args, sizeof args, "merge --base '%s' --lora '%s' --out '%s' --type f32", base, lora, gguf);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "exit %d: %s", rc, errout);
+    snprintf(tmp, sizeof tmp, "%s.merge", gguf);
+    CHECK(!dir_exists(tmp), "the temporary folder %s was left behind", tmp);
+    Llama m;
+    Error err;
+    CHECK(llama_load(&m, gguf, &err) == 0, "%s", err.msg);
+    float worst;
+    char msg[1200];
+    int lrc = check_logits(&m, LORA_REL, 2, 64, &worst, msg, sizeof msg);
+    int from_gguf = m.gguf != NULL;
+    llama_free(&m);
+    CHECK(from_gguf, "not loaded as GGUF");
+    CHECK(lrc == 0, "merged GGUF: %s", msg);
+    report("merged GGUF (f32) logits", worst, 0);
 }
 
 static void t_lora_cli_generate_matches_hf(void) {
@@ -1102,5 +1130,6 @@ void suite_lora(void) {
     RUN(t_lora_base_name_rule);
     RUN(t_lora_bin_that_is_not_a_zip);
     RUN(t_lora_cli_usage);
+    RUN(t_lora_merge_to_gguf);
     RUN(t_lora_cli_generate_matches_hf);
 }

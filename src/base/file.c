@@ -1,6 +1,7 @@
 #include "base/file.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +142,19 @@ int file_write_all(const char *path, const void *data, size_t n, Error *err) {
         return -1;
     }
     return file_commit(&f, err);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int dir_remove_tree(const char *path, Error *err) {
+    if (!dir_exists(path)) return 0;
+    /* depth first, without following links: a link to elsewhere goes, not its target */
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return error_set(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
 }

@@ -43,6 +43,10 @@ int file_begin(AtomicFile *f, const char *path, Error *err);
 int file_write(AtomicFile *f, const void *data, size_t n, Error *err);
 int file_commit(AtomicFile *f, Error *err);
 void file_abort(AtomicFile *f);
+/* Removes a folder and everything under it (symbolic links are removed,
+ * not followed). A missing folder is not an error. */
+int dir_remove_tree(const char *path, Error *err);
+
 /* The whole of data, atomically (the four calls above in one). */
 int file_write_all(const char *path, const void *data, size_t n, Error *err);
 
