@@ -17,8 +17,8 @@ enum { QUESTION_MAX_BYTES = 256 * 1024 };
 static const char ASK_OPTIONS_HELP[] =
     "  --image FILE              a PNG or JPEG: the router sends it to an expert whose\n"
     "                            text becomes the prompt's input\n"
-    "  --llm DIR                 the language model folder (HF layout); default: the\n"
-    "                            models directory's llm (see `vmed models`)\n"
+    "  --llm DIR|FILE.gguf       the language model: an HF folder or a llama.cpp GGUF\n"
+    "                            file; default: the models directory's llm (`vmed models`)\n"
     "  --lora DIR|none           a PEFT LoRA adapter applied to the LLM at run time\n"
     "                            (default: the models directory's lora with its llm)\n"
     "  --med-git DIR             the Med-GIT captioner for radiology images\n"
