@@ -9,6 +9,7 @@
 
 #include "formats/json_util.h"
 #include "formats/safetensors.h"
+#include "pipeline/prompt.h"
 #include "test.h"
 
 void suite_cli(void);
@@ -416,6 +417,25 @@ static void t_cli_ask_bad_input(void) {
           "long question: %s", errout);
 }
 
+/* ask --beams: HF beam search for the LLM, as `generate --beams` gives it
+ * on the same filled template (whose beam ids are checked against HF). */
+static void t_cli_ask_beams_as_generate(void) {
+    NEED_FIXTURE(llm, "llama-tiny");
+    char args[4096], ask_out[4096];
+    snprintf(args, sizeof args, "ask --llm '%s' --beams 3 -n 6 'What is a pneumothorax?'", llm);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "ask exit %d: %s", rc, errout);
+    snprintf(ask_out, sizeof ask_out, "%s", out);
+    char *prompt = prompt_alpaca("What is a pneumothorax?", NULL);
+    snprintf(args, sizeof args, "generate --model '%s' --beams 3 -n 6 '%s'", llm, prompt);
+    free(prompt);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0, "generate exit %d: %s", rc, errout);
+    /* ask ends the answer with one newline of its own after the text */
+    CHECK(strlen(ask_out) > 1 && strncmp(ask_out, out, strlen(out) - 1) == 0, "ask: '%s'\ngenerate: '%s'", ask_out,
+          out);
+}
+
 /* chat: commands and questions from standard input, models loaded once. */
 static void t_cli_chat_session(void) {
     NEED_FIXTURE(llm, "llama-tiny");
@@ -440,6 +460,7 @@ static void t_cli_chat_session(void) {
 void suite_cli(void) {
     RUN(t_cli_ask_image_shows_every_step);
     RUN(t_cli_ask_bad_input);
+    RUN(t_cli_ask_beams_as_generate);
     RUN(t_cli_chat_session);
     RUN(t_cli_deplot_matches_fixture);
     RUN(t_cli_deplot_bad_inputs);
