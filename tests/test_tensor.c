@@ -89,6 +89,10 @@ static void t_matmul_levels_agree(void) {
             }
 }
 
+/* The decode kernel works on groups of four rows with a 16-, 8- and
+ * 1-element tail in k and one-row tails in j: k = 77 = 4*16 + 8 + 5 and
+ * rows 1..13 (a group-unaligned start, 2 groups and 3 leftover rows) reach
+ * every one of them, for each weight dtype. */
 static void t_matvec_rows_levels_agree(void) {
     if (kernel_best() == KERNEL_SCALAR) {
         test_skip("this CPU has no AVX2: only the scalar path exists");
@@ -97,11 +101,24 @@ static void t_matvec_rows_levels_agree(void) {
     unsigned seed = 7;
     long m = 13, k = 77;
     float x[77], w[13 * 77], a[13], b[13];
+    uint16_t h[13 * 77];
     for (long i = 0; i < k; i++) x[i] = frand(&seed);
     for (long i = 0; i < m * k; i++) w[i] = frand(&seed);
-    matvec_rows(KERNEL_SCALAR, a, x, w, DT_F32, 0, m, k);
-    matvec_rows(KERNEL_AVX2, b, x, w, DT_F32, 0, m, k);
-    CHECK(max_abs_diff(a, b, (size_t)m) < 1e-5f, "avx2 matvec differs by %g", max_abs_diff(a, b, (size_t)m));
+    DType dts[] = {DT_F32, DT_F16, DT_BF16};
+    for (int d = 0; d < 3; d++) {
+        const void *wp = w;
+        if (dts[d] != DT_F32) {
+            for (long i = 0; i < m * k; i++) h[i] = dts[d] == DT_F16 ? f32_to_f16(w[i]) : f32_to_bf16(w[i]);
+            wp = h;
+        }
+        for (long j0 = 0; j0 <= 1; j0++) {
+            memset(b, 0xff, sizeof b); /* NaNs: an unwritten row fails */
+            matvec_rows(KERNEL_SCALAR, a, x, wp, dts[d], j0, m, k);
+            matvec_rows(KERNEL_AVX2, b, x, wp, dts[d], j0, m, k);
+            float diff = max_abs_diff(a + j0, b + j0, (size_t)(m - j0));
+            CHECK(diff < 1e-5f, "avx2 matvec %s from row %ld differs by %g", dtype_name(dts[d]), j0, diff);
+        }
+    }
 }
 
 static void t_rmsnorm_softmax_rope(void) {
