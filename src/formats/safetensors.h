@@ -63,8 +63,10 @@ typedef struct {
 } SafeTensors;
 
 /* path: a .safetensors file, a folder holding model.safetensors or
- * model.safetensors.index.json, or an index .json file. On failure st is
- * left empty (st_close is then harmless but not needed). */
+ * model.safetensors.index.json, or an index .json file; PyTorch's
+ * pytorch_model.bin (or its index) too, read by formats/torch_bin into the
+ * same struct (in a folder only when it has no safetensors). On failure st
+ * is left empty (st_close is then harmless but not needed). */
 int st_open(SafeTensors *st, const char *path, Error *err);
 /* Parses and validates one file held in memory; nothing is mapped and the
  * tensors point into data, which must outlive st. label names it in messages. */

@@ -1,7 +1,8 @@
 /* LLaMA (1 and 2, and their fine-tunes such as Med-Alpaca) as HF
  * transformers' LlamaForCausalLM computes it. A model is three structs: the
- * config, the weights (views into the memory-mapped safetensors, used in
- * place), and the run state (activations and the KV cache). */
+ * config, the weights (views into the memory-mapped safetensors, .bin or
+ * GGUF file, used in place, quantized blocks included), and the run state
+ * (activations and the KV cache). */
 #ifndef VMED_MODELS_LLAMA_H
 #define VMED_MODELS_LLAMA_H
 
@@ -56,8 +57,9 @@ typedef struct {
 } LlamaState;
 
 /* Loads config, tokenizer-independent weights from dir (config.json +
- * model.safetensors or its sharded index). Checks every tensor's presence,
- * dtype and shape against the config. */
+ * model.safetensors or its sharded index, or pytorch_model.bin), or from a
+ * GGUF file. Checks every tensor's presence, dtype and shape against the
+ * config. */
 int llama_load(Llama *m, const char *dir, Error *err);
 /* The same from a llama-architecture GGUF file (models/llama_gguf.c);
  * llama_load calls it for a path ending in .gguf or a file starting GGUF. */
