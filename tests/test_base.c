@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "base/bytes.h"
 #include "base/file.h"
 #include "test.h"
 
@@ -85,7 +86,27 @@ static void t_dir_remove_tree(void) {
     CHECK(dir_remove_tree(root, &err) == 0, "a missing folder: %s", err.msg);
 }
 
+/* Bytes grows past its first allocation keeping what it held, and writes
+ * little-endian integers of any width. */
+static void t_bytes_grow_and_le(void) {
+    Bytes b = {0};
+    for (int i = 0; i < 1000; i++) {
+        uint8_t c = (uint8_t)i;
+        bytes_put(&b, &c, 1);
+    }
+    bytes_put_le(&b, 0x0102030405060708ull, 8);
+    bytes_put_le(&b, 0xA1B2, 2);
+    int ok = !b.oom && b.len == 1010;
+    for (int i = 0; ok && i < 1000; i++) ok = b.p[i] == (uint8_t)i;
+    const uint8_t want[10] = {8, 7, 6, 5, 4, 3, 2, 1, 0xB2, 0xA1};
+    ok = ok && memcmp(b.p + 1000, want, 10) == 0;
+    bytes_free(&b);
+    CHECK(ok, "bytes lost or misordered");
+    CHECK(b.p == NULL && b.len == 0, "bytes_free leaves an empty buffer");
+}
+
 void suite_base(void) {
+    RUN(t_bytes_grow_and_le);
     RUN(t_dir_remove_tree);
     RUN(t_read_all_caps_size);
     RUN(t_atomic_write_replaces_or_leaves_alone);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/bytes.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "vmed's GGUF reader and writer assume a little-endian host"
 #endif
@@ -635,33 +637,24 @@ const char *gguf_dims_str(const GgufTensor *t, char *buf, size_t cap) {
 
 /* ----------------------------------------------------------------- writer */
 
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} Buf;
-
-static int buf_put(Buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d) return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
+/* The metadata and header are built in a Bytes buffer; these return -1
+ * once it has run out of memory, so writes chain with ||. */
+static int buf_put(Bytes *b, const void *p, size_t n) {
+    bytes_put(b, p, n);
+    return b->oom ? -1 : 0;
 }
 
-static int buf_u32(Buf *b, uint32_t v) {
-    uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    return buf_put(b, p, 4);
+static int buf_u32(Bytes *b, uint32_t v) {
+    bytes_put_le(b, v, 4);
+    return b->oom ? -1 : 0;
 }
 
-static int buf_u64(Buf *b, uint64_t v) { return buf_u32(b, (uint32_t)v) || buf_u32(b, (uint32_t)(v >> 32)); }
+static int buf_u64(Bytes *b, uint64_t v) {
+    bytes_put_le(b, v, 8);
+    return b->oom ? -1 : 0;
+}
 
-static int buf_str(Buf *b, const char *s, uint64_t n) { return buf_u64(b, n) || buf_put(b, s, (size_t)n); }
+static int buf_str(Bytes *b, const char *s, uint64_t n) { return buf_u64(b, n) || buf_put(b, s, (size_t)n); }
 
 typedef struct {
     char name[GGUF_MAX_NAME + 1];
@@ -674,7 +667,7 @@ typedef struct {
 struct GgufWriter {
     AtomicFile f;
     uint32_t alignment;
-    Buf kv;          /* the metadata, serialised as it is added */
+    Bytes kv;        /* the metadata, serialised as it is added */
     uint64_t n_kv;
     char **keys;     /* for the duplicate check */
     WTensor *tensors;
@@ -703,7 +696,7 @@ void gguf_writer_abort(GgufWriter *w) {
     file_abort(&w->f);
     for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
     free(w->keys);
-    free(w->kv.data);
+    bytes_free(&w->kv);
     free(w->tensors);
     free(w);
 }
@@ -839,10 +832,10 @@ static int write_zeros(GgufWriter *w, uint64_t n, Error *err) {
 
 /* Header, metadata and tensor infos, then padding to the data section. */
 static int write_header(GgufWriter *w, Error *err) {
-    Buf h = {0};
+    Bytes h = {0};
     uint64_t off = 0;
     int oom = buf_put(&h, "GGUF", 4) || buf_u32(&h, 3) || buf_u64(&h, (uint64_t)w->n_tensors) ||
-              buf_u64(&h, w->n_kv) || buf_put(&h, w->kv.data, w->kv.len);
+              buf_u64(&h, w->n_kv) || buf_put(&h, w->kv.p, w->kv.len);
     for (int64_t i = 0; i < w->n_tensors && !oom; i++) {
         WTensor *t = &w->tensors[i];
         t->offset = off;
@@ -852,11 +845,11 @@ static int write_header(GgufWriter *w, Error *err) {
         oom = oom || buf_u32(&h, t->type) || buf_u64(&h, t->offset);
     }
     if (oom) {
-        free(h.data);
+        bytes_free(&h);
         return error_set(err, "%s: out of memory", w->f.path);
     }
-    int rc = file_write(&w->f, h.data, h.len, err) || write_zeros(w, align_up(h.len, w->alignment) - h.len, err);
-    free(h.data);
+    int rc = file_write(&w->f, h.p, h.len, err) || write_zeros(w, align_up(h.len, w->alignment) - h.len, err);
+    bytes_free(&h);
     w->started = 1;
     return rc ? -1 : 0;
 }
@@ -904,7 +897,7 @@ int gguf_writer_close(GgufWriter *w, Error *err) {
     }
     for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
     free(w->keys);
-    free(w->kv.data);
+    bytes_free(&w->kv);
     free(w->tensors);
     free(w);
     return 0;

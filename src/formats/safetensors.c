@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/bytes.h"
 #include "formats/json_util.h"
 #include "formats/torch_bin.h"
 
@@ -661,52 +662,27 @@ int st_writer_set_metadata(StWriter *w, const char *key, const char *value, Erro
     return 0;
 }
 
-/* A growable byte buffer for the header; oom is sticky so appends need no
- * checks and the caller looks once at the end. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} Buf;
+static void buf_str(Bytes *b, const char *s) { bytes_put(b, s, strlen(s)); }
 
-static void buf_put(Buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_json_string(Buf *b, const char *s) {
-    buf_put(b, "\"", 1);
+static void buf_json_string(Bytes *b, const char *s) {
+    bytes_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c;
-            buf_put(b, esc, 2);
+            bytes_put(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            buf_put(b, esc, 6);
+            bytes_put(b, esc, 6);
         } else {
-            buf_put(b, s, 1);
+            bytes_put(b, s, 1);
         }
     }
-    buf_put(b, "\"", 1);
+    bytes_put(b, "\"", 1);
 }
 
-static void buf_u64(Buf *b, uint64_t v) {
+static void buf_u64(Bytes *b, uint64_t v) {
     char num[24];
     snprintf(num, sizeof num, "%llu", (unsigned long long)v);
     buf_str(b, num);
@@ -715,7 +691,7 @@ static void buf_u64(Buf *b, uint64_t v) {
 /* The header as HF writes it: compact JSON, __metadata__ first, then the
  * tensors in data order, padded with spaces to a multiple of 8 so that the
  * data section starts 8-aligned. */
-static void build_header(const StWriter *w, Buf *b) {
+static void build_header(const StWriter *w, Bytes *b) {
     buf_str(b, "{\"__metadata__\":{");
     for (int i = 0; i < w->n_meta; i++) {
         if (i) buf_str(b, ",");
@@ -742,7 +718,7 @@ static void build_header(const StWriter *w, Buf *b) {
         buf_str(b, "]}");
     }
     buf_str(b, "}");
-    while (b->len % 8) buf_put(b, " ", 1);
+    while (b->len % 8) bytes_put(b, " ", 1);
 }
 
 static int cmp_entry_names(const void *a, const void *b) {
@@ -765,7 +741,7 @@ static int check_unique_names(const StWriter *w, Error *err) {
 
 static int write_header(StWriter *w, Error *err) {
     if (check_unique_names(w, err) != 0) return -1;
-    Buf b = {0};
+    Bytes b = {0};
     build_header(w, &b);
     int rc = 0;
     if (b.oom) {
@@ -778,7 +754,7 @@ static int write_header(StWriter *w, Error *err) {
         for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)b.len >> (8 * i));
         if (file_write(&w->file, len, 8, err) != 0 || file_write(&w->file, b.p, b.len, err) != 0) rc = -1;
     }
-    free(b.p);
+    bytes_free(&b);
     if (rc == 0) w->header_written = 1;
     return rc;
 }

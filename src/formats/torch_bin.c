@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
+#include "base/bytes.h"
 #include "formats/pickle.h"
 #include "formats/zip.h"
 
@@ -238,58 +238,28 @@ int torch_bin_parse(SafeTensors *st, const uint8_t *data, size_t size, const cha
 
 /* ---- writing ---- */
 
-/* A growable byte buffer; oom is sticky so appends need no checks. */
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} Bytes;
-
-static void put(Bytes *b, const void *s, size_t n) {
-    if (b->oom || n == 0) return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void put_le(Bytes *b, uint64_t v, int n) {
-    uint8_t tmp[8];
-    for (int i = 0; i < n; i++) tmp[i] = (uint8_t)(v >> (8 * i));
-    put(b, tmp, (size_t)n);
-}
-
-static void put_op(Bytes *b, uint8_t op) { put(b, &op, 1); }
+static void put_op(Bytes *b, uint8_t op) { bytes_put(b, &op, 1); }
 
 /* The smallest integer opcode, as Python's pickler chooses. */
 static void pk_int(Bytes *b, uint64_t v) {
-    if (v < 0x100) put_op(b, 'K'), put_le(b, v, 1);
-    else if (v < 0x10000) put_op(b, 'M'), put_le(b, v, 2);
-    else if (v < 0x80000000u) put_op(b, 'J'), put_le(b, v, 4);
-    else put_op(b, 0x8a), put_op(b, 8), put_le(b, v, 8);
+    if (v < 0x100) put_op(b, 'K'), bytes_put_le(b, v, 1);
+    else if (v < 0x10000) put_op(b, 'M'), bytes_put_le(b, v, 2);
+    else if (v < 0x80000000u) put_op(b, 'J'), bytes_put_le(b, v, 4);
+    else put_op(b, 0x8a), put_op(b, 8), bytes_put_le(b, v, 8);
 }
 
 static void pk_str(Bytes *b, const char *s) {
     size_t n = strlen(s);
     put_op(b, 'X');
-    put_le(b, n, 4);
-    put(b, s, n);
+    bytes_put_le(b, n, 4);
+    bytes_put(b, s, n);
 }
 
 static void pk_global(Bytes *b, const char *mod, const char *name) {
     put_op(b, 'c');
-    put(b, mod, strlen(mod));
+    bytes_put(b, mod, strlen(mod));
     put_op(b, '\n');
-    put(b, name, strlen(name));
+    bytes_put(b, name, strlen(name));
     put_op(b, '\n');
 }
 
@@ -369,22 +339,22 @@ static int zw_add(ZipWriter *w, const char *name, const void *data, uint64_t siz
     size_t nlen = strlen(e->name), x64 = e->zip64 ? 20 : 0;
     size_t pad = (64 - (w->pos + 30 + nlen + x64 + 4) % 64) % 64;
     Bytes h = {0};
-    put_le(&h, 0x04034b50u, 4);
-    put_le(&h, e->zip64 ? 45 : 20, 2);
-    put_le(&h, 0, 2);                       /* flags */
-    put_le(&h, 0, 2);                       /* stored */
-    put_le(&h, 0, 2), put_le(&h, 0x21, 2);  /* 1980-01-01 00:00 */
-    put_le(&h, e->crc, 4);
-    put_le(&h, e->zip64 ? 0xffffffffu : size, 4);
-    put_le(&h, e->zip64 ? 0xffffffffu : size, 4);
-    put_le(&h, nlen, 2);
-    put_le(&h, x64 + 4 + pad, 2);
-    put(&h, e->name, nlen);
-    if (e->zip64) put_le(&h, 1, 2), put_le(&h, 16, 2), put_le(&h, size, 8), put_le(&h, size, 8);
-    put_le(&h, 0x4246, 2), put_le(&h, pad, 2);
+    bytes_put_le(&h, 0x04034b50u, 4);
+    bytes_put_le(&h, e->zip64 ? 45 : 20, 2);
+    bytes_put_le(&h, 0, 2);                       /* flags */
+    bytes_put_le(&h, 0, 2);                       /* stored */
+    bytes_put_le(&h, 0, 2), bytes_put_le(&h, 0x21, 2);  /* 1980-01-01 00:00 */
+    bytes_put_le(&h, e->crc, 4);
+    bytes_put_le(&h, e->zip64 ? 0xffffffffu : size, 4);
+    bytes_put_le(&h, e->zip64 ? 0xffffffffu : size, 4);
+    bytes_put_le(&h, nlen, 2);
+    bytes_put_le(&h, x64 + 4 + pad, 2);
+    bytes_put(&h, e->name, nlen);
+    if (e->zip64) bytes_put_le(&h, 1, 2), bytes_put_le(&h, 16, 2), bytes_put_le(&h, size, 8), bytes_put_le(&h, size, 8);
+    bytes_put_le(&h, 0x4246, 2), bytes_put_le(&h, pad, 2);
     for (size_t i = 0; i < pad; i++) put_op(&h, 'Z');
     int rc = h.oom ? error_set(err, "%s: out of memory", w->f.path) : zw_write(w, h.p, h.len, err);
-    free(h.p);
+    bytes_free(&h);
     if (rc == 0) rc = zw_write(w, data, (size_t)size, err);
     return rc;
 }
@@ -392,21 +362,21 @@ static int zw_add(ZipWriter *w, const char *name, const void *data, uint64_t siz
 static void central_entry(Bytes *b, const WEntry *e, int force64) {
     int big_size = force64 || e->size >= 0xffffffffu, big_off = force64 || e->header >= 0xffffffffu;
     size_t nlen = strlen(e->name), xlen = big_size || big_off ? 4 + 16 * big_size + 8 * big_off : 0;
-    put_le(b, 0x02014b50u, 4);
-    put_le(b, 45, 2), put_le(b, xlen ? 45 : 20, 2);
-    put_le(b, 0, 2), put_le(b, 0, 2);
-    put_le(b, 0, 2), put_le(b, 0x21, 2);
-    put_le(b, e->crc, 4);
-    put_le(b, big_size ? 0xffffffffu : e->size, 4);
-    put_le(b, big_size ? 0xffffffffu : e->size, 4);
-    put_le(b, nlen, 2), put_le(b, xlen, 2), put_le(b, 0, 2);
-    put_le(b, 0, 2), put_le(b, 0, 2), put_le(b, 0, 4);
-    put_le(b, big_off ? 0xffffffffu : e->header, 4);
-    put(b, e->name, nlen);
+    bytes_put_le(b, 0x02014b50u, 4);
+    bytes_put_le(b, 45, 2), bytes_put_le(b, xlen ? 45 : 20, 2);
+    bytes_put_le(b, 0, 2), bytes_put_le(b, 0, 2);
+    bytes_put_le(b, 0, 2), bytes_put_le(b, 0x21, 2);
+    bytes_put_le(b, e->crc, 4);
+    bytes_put_le(b, big_size ? 0xffffffffu : e->size, 4);
+    bytes_put_le(b, big_size ? 0xffffffffu : e->size, 4);
+    bytes_put_le(b, nlen, 2), bytes_put_le(b, xlen, 2), bytes_put_le(b, 0, 2);
+    bytes_put_le(b, 0, 2), bytes_put_le(b, 0, 2), bytes_put_le(b, 0, 4);
+    bytes_put_le(b, big_off ? 0xffffffffu : e->header, 4);
+    bytes_put(b, e->name, nlen);
     if (xlen) {
-        put_le(b, 1, 2), put_le(b, xlen - 4, 2);
-        if (big_size) put_le(b, e->size, 8), put_le(b, e->size, 8);
-        if (big_off) put_le(b, e->header, 8);
+        bytes_put_le(b, 1, 2), bytes_put_le(b, xlen - 4, 2);
+        if (big_size) bytes_put_le(b, e->size, 8), bytes_put_le(b, e->size, 8);
+        if (big_off) bytes_put_le(b, e->header, 8);
     }
 }
 
@@ -418,18 +388,18 @@ static int zw_finish(ZipWriter *w, Error *err) {
     int z64 = w->force64 || w->n >= 0xffff || cd_off >= 0xffffffffu || cd_size >= 0xffffffffu;
     if (z64) {
         uint64_t rec = cd_off + cd_size;
-        put_le(&b, 0x06064b50u, 4), put_le(&b, 44, 8);
-        put_le(&b, 45, 2), put_le(&b, 45, 2), put_le(&b, 0, 4), put_le(&b, 0, 4);
-        put_le(&b, (uint64_t)w->n, 8), put_le(&b, (uint64_t)w->n, 8);
-        put_le(&b, cd_size, 8), put_le(&b, cd_off, 8);
-        put_le(&b, 0x07064b50u, 4), put_le(&b, 0, 4), put_le(&b, rec, 8), put_le(&b, 1, 4);
+        bytes_put_le(&b, 0x06064b50u, 4), bytes_put_le(&b, 44, 8);
+        bytes_put_le(&b, 45, 2), bytes_put_le(&b, 45, 2), bytes_put_le(&b, 0, 4), bytes_put_le(&b, 0, 4);
+        bytes_put_le(&b, (uint64_t)w->n, 8), bytes_put_le(&b, (uint64_t)w->n, 8);
+        bytes_put_le(&b, cd_size, 8), bytes_put_le(&b, cd_off, 8);
+        bytes_put_le(&b, 0x07064b50u, 4), bytes_put_le(&b, 0, 4), bytes_put_le(&b, rec, 8), bytes_put_le(&b, 1, 4);
     }
-    put_le(&b, 0x06054b50u, 4), put_le(&b, 0, 2), put_le(&b, 0, 2);
-    put_le(&b, z64 ? 0xffff : (uint64_t)w->n, 2), put_le(&b, z64 ? 0xffff : (uint64_t)w->n, 2);
-    put_le(&b, z64 ? 0xffffffffu : cd_size, 4), put_le(&b, z64 ? 0xffffffffu : cd_off, 4);
-    put_le(&b, 0, 2);
+    bytes_put_le(&b, 0x06054b50u, 4), bytes_put_le(&b, 0, 2), bytes_put_le(&b, 0, 2);
+    bytes_put_le(&b, z64 ? 0xffff : (uint64_t)w->n, 2), bytes_put_le(&b, z64 ? 0xffff : (uint64_t)w->n, 2);
+    bytes_put_le(&b, z64 ? 0xffffffffu : cd_size, 4), bytes_put_le(&b, z64 ? 0xffffffffu : cd_off, 4);
+    bytes_put_le(&b, 0, 2);
     int rc = b.oom ? error_set(err, "%s: out of memory", w->f.path) : zw_write(w, b.p, b.len, err);
-    free(b.p);
+    bytes_free(&b);
     return rc;
 }
 
@@ -461,7 +431,7 @@ int torch_bin_save_opts(const char *path, const StTensor *ts, int n, const Torch
     ZipWriter w = {.force64 = opt && opt->force_zip64};
     w.entries = calloc((size_t)n + 3, sizeof *w.entries);
     if (pkl.oom || !w.entries) {
-        free(pkl.p);
+        bytes_free(&pkl);
         free(w.entries);
         return error_set(err, "%s: out of memory", path);
     }
@@ -479,7 +449,7 @@ int torch_bin_save_opts(const char *path, const StTensor *ts, int n, const Torch
         if (rc == 0) rc = file_commit(&w.f, err);
         else file_abort(&w.f);
     }
-    free(pkl.p);
+    bytes_free(&pkl);
     free(w.entries);
     return rc;
 }
