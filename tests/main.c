@@ -153,6 +153,52 @@ int test_vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int test_json_ints(const cJSON *a, int *out, int cap) {
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) {
+        if (n < cap) out[n] = (int)it->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+int test_write_llama_as(const char *src_dir, const char *dir, DType dt, int rounded, int matrices_only, Error *err) {
+    char path[700], cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/*.json '%s'/", dir, src_dir, dir);
+    if (system(cmd) != 0) return error_set(err, "cannot copy the config into %s", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
+    SafeTensors st;
+    if (st_open(&st, path, err)) return -1;
+    StTensor *out = calloc((size_t)st.n_tensors, sizeof *out);
+    void **bufs = calloc((size_t)st.n_tensors, sizeof *bufs);
+    for (int i = 0; i < st.n_tensors; i++) {
+        const StTensor *t = &st.tensors[i];
+        size_t n = t->nbytes / 4;
+        out[i] = *t;
+        if (matrices_only && t->ndim != 2) continue;
+        out[i].dtype = rounded ? DT_F32 : dt;
+        out[i].nbytes = n * dtype_size(out[i].dtype);
+        bufs[i] = malloc(out[i].nbytes ? out[i].nbytes : 1);
+        for (size_t j = 0; j < n; j++) {
+            float v;
+            memcpy(&v, (const float *)t->data + j, 4);
+            uint16_t h = dt == DT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
+            float r = dt == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            if (rounded) ((float *)bufs[i])[j] = r;
+            else ((uint16_t *)bufs[i])[j] = h;
+        }
+        out[i].data = bufs[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = st_save(path, out, st.n_tensors, err);
+    for (int i = 0; i < st.n_tensors; i++) free(bufs[i]);
+    free(bufs);
+    free(out);
+    st_close(&st);
+    return rc;
+}
+
 float max_abs_diff(const float *a, const float *b, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; i++) {

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "formats/safetensors.h"
 
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,6 +51,16 @@ const char *test_write_file(const char *name, const void *data, size_t n);
  * shell-quoted, may redirect stdin), stdout into out and stderr into
  * errout. Returns the exit code. */
 int test_vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap);
+
+/* The numbers of a JSON array as ints, at most cap of them stored; returns
+ * how many the array holds. */
+int test_json_ints(const cJSON *a, int *out, int cap);
+
+/* Copies the F32 LLaMA folder src_dir (config and model.safetensors) into
+ * dir with its weights stored as dt (F16 or BF16), or, with rounded, rounded
+ * through dt but stored as F32. matrices_only keeps the 1-D norms F32, as
+ * a GGUF file keeps them. */
+int test_write_llama_as(const char *src_dir, const char *dir, DType dt, int rounded, int matrices_only, Error *err);
 
 /* got against an F32 reference tensor: max|got - ref| <= 1e-4 * max(1,
  * max|ref|), the fixture README's bound. Fills the difference and the

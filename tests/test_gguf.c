@@ -592,38 +592,6 @@ static void t_gguf_llama_gqa_f32_logits(void) { check_gguf_logits("llama-tiny-gq
 static void t_gguf_llama_tiny_f16_logits(void) { check_gguf_logits("llama-tiny", "f16", 5e-3f); }
 static void t_gguf_llama_gqa_f16_logits(void) { check_gguf_logits("llama-tiny-gqa", "f16", 5e-3f); }
 
-/* An HF folder holding the same values as the f16 GGUF: matrices F16,
- * norms F32. */
-static int write_hf_f16(const char *src_dir, const char *dir, Error *err) {
-    char cmd[2048], path[800];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/*.json '%s'/", dir, src_dir, dir);
-    if (system(cmd) != 0) return error_set(err, "cannot copy the config into %s", dir);
-    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
-    SafeTensors st;
-    if (st_open(&st, path, err)) return -1;
-    StTensor *out = calloc((size_t)st.n_tensors, sizeof *out);
-    void **bufs = calloc((size_t)st.n_tensors, sizeof *bufs);
-    for (int i = 0; i < st.n_tensors; i++) {
-        const StTensor *t = &st.tensors[i];
-        size_t n = t->nbytes / 4;
-        out[i] = *t;
-        if (t->ndim == 2) {
-            uint16_t *h = malloc(n * 2);
-            for (size_t j = 0; j < n; j++) h[j] = f32_to_f16(((const float *)t->data)[j]);
-            out[i].dtype = DT_F16;
-            out[i].nbytes = n * 2;
-            out[i].data = bufs[i] = h;
-        }
-    }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = st_save(path, out, st.n_tensors, err);
-    for (int i = 0; i < st.n_tensors; i++) free(bufs[i]);
-    free(bufs);
-    free(out);
-    st_close(&st);
-    return rc;
-}
-
 /* The f16 GGUF (permuted q/k, RoPE on adjacent pairs) computes what the
  * same F16 weights compute from an HF folder (halves): measured 3.9e-7 and
  * 8.0e-7 of max(1, max|ref|); only the order of the q.k sums differs. */
@@ -635,7 +603,7 @@ static void t_gguf_f16_equals_hf_folder_at_f16(void) {
         Error err;
         char hf[700];
         snprintf(hf, sizeof hf, "%s/%s-hf-f16", test_tmpdir(), models[k]);
-        CHECK(write_hf_f16(dir, hf, &err) == 0, "%s", err.msg);
+        CHECK(test_write_llama_as(dir, hf, DT_F16, 0, 1, &err) == 0, "%s", err.msg);
         const char *gg = converted(models[k], "f16", &err);
         CHECK(gg, "%s", err.msg);
         const char *paths[2] = {gg, hf};
@@ -659,16 +627,6 @@ static void t_gguf_f16_equals_hf_folder_at_f16(void) {
     }
 }
 
-static int json_int_array(const cJSON *a, int *out, int cap) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        if (n < cap) out[n] = (int)it->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 /* Greedy ids identical to HF generate() from the GGUF (f32 and f16). */
 static void check_gguf_greedy(const char *model_rel, const char *type) {
     char rel[256];
@@ -686,8 +644,8 @@ static void check_gguf_greedy(const char *model_rel, const char *type) {
     const cJSON *g;
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(root, "generations")) {
         int prompt[512], want[256], got[256], n_got = 0;
-        int np = json_int_array(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 256);
+        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
         LlamaState s;
         int rc = llama_state_new(&s, &m, 256, 32, test_pool(2), &err);
         if (!rc) {
@@ -815,7 +773,7 @@ static void t_gguf_tokenizer_matches_tokenizer_model(void) {
     cJSON_ArrayForEach(c, cases) {
         const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(c, "text"));
         int want[512];
-        int nw = json_int_array(cJSON_GetObjectItem(c, "ids_with_bos"), want, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(c, "ids_with_bos"), want, 512);
         for (int bos = 0; bos < 2 && ok; bos++) {
             int *ia = NULL, *ib = NULL, na = 0, nb = 0;
             ok = tokenizer_encode(a, text, bos, &ia, &na, &err) == 0 && tokenizer_encode(b, text, bos, &ib, &nb, &err) == 0;

@@ -76,16 +76,6 @@ static void t_llama_tiny_logits_chunks_of_3(void) { check_prompt_logits("llama-t
 static void t_llama_gqa_logits_prefill(void) { check_prompt_logits("llama-tiny-gqa", 2, 64); }
 static void t_llama_gqa_logits_token_by_token(void) { check_prompt_logits("llama-tiny-gqa", 1, 1); }
 
-static int json_int_array(const cJSON *a, int *out, int cap) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        if (n < cap) out[n] = (int)it->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 /* Greedy continuation: ids identical to HF generate() (KV cache, 32 new). */
 static void check_greedy(const char *model_rel, int n_threads) {
     char rel[256];
@@ -102,8 +92,8 @@ static void check_greedy(const char *model_rel, int n_threads) {
     const cJSON *g;
     cJSON_ArrayForEach(g, gens) {
         int prompt[512], want[256], got[256];
-        int np = json_int_array(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 256);
+        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
         LlamaState s;
         CHECK(llama_state_new(&s, &m, 256, 32, test_pool(n_threads), &err) == 0, "%s", err.msg);
         LlamaDecoder ld;
@@ -145,8 +135,8 @@ static void t_llama_beam_search_matches_hf(void) {
         Llama m;
         CHECK(llama_load(&m, dir, &err) == 0, "%s", err.msg);
         int prompt[512], want[64], got[64], n_got = 0;
-        int np = json_int_array(cJSON_GetObjectItem(c, "input_ids"), prompt, 512);
-        int nw = json_int_array(cJSON_GetObjectItem(c, "new_ids"), want, 64);
+        int np = test_json_ints(cJSON_GetObjectItem(c, "input_ids"), prompt, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(c, "new_ids"), want, 64);
         BeamOptions o = beam_defaults();
         o.num_beams = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "num_beams"));
         o.max_new_tokens = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "max_new_tokens"));
@@ -167,43 +157,6 @@ static void t_llama_beam_search_matches_hf(void) {
     }
     cJSON_Delete(root);
     CHECK(checked == 8, "expected 8 beam cases, checked %d", checked);
-}
-
-/* Copies llama-tiny into dir with every weight stored as dt, or (rounded
- * != 0) rounded through dt but stored as F32. */
-static int write_converted(const char *src_dir, const char *dir, DType dt, int rounded, Error *err) {
-    char path[700], cmd[2048];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/*.json '%s'/", dir, src_dir, dir);
-    if (system(cmd) != 0) return error_set(err, "cannot copy the config into %s", dir);
-    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
-    SafeTensors st;
-    if (st_open(&st, path, err)) return -1;
-    StTensor *out = calloc((size_t)st.n_tensors, sizeof *out);
-    void **bufs = calloc((size_t)st.n_tensors, sizeof *bufs);
-    for (int i = 0; i < st.n_tensors; i++) {
-        const StTensor *t = &st.tensors[i];
-        size_t n = t->nbytes / 4;
-        out[i] = *t;
-        out[i].dtype = rounded ? DT_F32 : dt;
-        out[i].nbytes = n * dtype_size(out[i].dtype);
-        bufs[i] = malloc(out[i].nbytes ? out[i].nbytes : 1);
-        for (size_t j = 0; j < n; j++) {
-            float v;
-            memcpy(&v, (const float *)t->data + j, 4);
-            uint16_t h = dt == DT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
-            float r = dt == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
-            if (rounded) ((float *)bufs[i])[j] = r;
-            else ((uint16_t *)bufs[i])[j] = h;
-        }
-        out[i].data = bufs[i];
-    }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = st_save(path, out, st.n_tensors, err);
-    for (int i = 0; i < st.n_tensors; i++) free(bufs[i]);
-    free(bufs);
-    free(out);
-    st_close(&st);
-    return rc;
 }
 
 static float *prompt_logits(const char *dir, const int *ids, int n, Error *err) {
@@ -239,8 +192,8 @@ static void t_llama_half_weights_in_place(void) {
         snprintf(half, sizeof half, "%s/llama-%s", test_tmpdir(), dtype_name(dts[k]));
         snprintf(rounded, sizeof rounded, "%s/llama-%s-as-f32", test_tmpdir(), dtype_name(dts[k]));
         Error err;
-        CHECK(write_converted(dir, half, dts[k], 0, &err) == 0, "%s", err.msg);
-        CHECK(write_converted(dir, rounded, dts[k], 1, &err) == 0, "%s", err.msg);
+        CHECK(test_write_llama_as(dir, half, dts[k], 0, 0, &err) == 0, "%s", err.msg);
+        CHECK(test_write_llama_as(dir, rounded, dts[k], 1, 0, &err) == 0, "%s", err.msg);
         Llama m;
         CHECK(llama_load(&m, half, &err) == 0, "%s", err.msg);
         int in_place = m.weights.layers[0].wq.dtype == dts[k];

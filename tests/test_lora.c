@@ -103,16 +103,6 @@ static int check_logits(const Llama *m, const char *ref_rel, int n_threads, int 
     return rc;
 }
 
-static int json_int_array(const cJSON *a, int *out, int cap) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        if (n < cap) out[n] = (int)it->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 /* ---------------------------------------------------- writing adapters */
 
 /* The fixture adapter's tensors, copied so tests can rename, reshape and
@@ -479,8 +469,8 @@ static void check_greedy(int n_threads, int merged) {
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(root, "generations")) {
         if (bad) break;
         int prompt[512], want[256], got[256], n_got = 0;
-        int np = json_int_array(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 256);
+        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
         LlamaState s;
         if (llama_state_new(&s, &m, 256, 32, test_pool(n_threads), &err)) {
             bad = 1;
@@ -1065,7 +1055,7 @@ static void t_lora_cli_generate_matches_hf(void) {
     CHECK(json_load_file(&root, gen_path, 1 << 22, &err) == 0, "%s", err.msg);
     const cJSON *g = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "generations"), 1);
     const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItem(g, "prompt"));
-    int want[64], nw = json_int_array(cJSON_GetObjectItem(g, "new_ids"), want, 64);
+    int want[64], nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 64);
     char *quoted = malloc(strlen(prompt) * 4 + 3), *q = quoted;
     *q++ = '\'';
     for (const char *p = prompt; *p; p++) {
