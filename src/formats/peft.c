@@ -16,13 +16,6 @@
 #define PEFT_MAX_NAMES 256
 #define PEFT_MAX_NAME_LEN 256
 
-static char *dup_str(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 /* peft treats a string target_modules and pattern keys as Python regular
  * expressions; '.' is left out because in a plain module name it is the
  * separator, and a regex '.' matches it too. */
@@ -45,7 +38,7 @@ static int add_target(PeftConfig *c, const char *name, Error *err) {
     char **grown = realloc(c->targets, sizeof *grown * (size_t)(c->n_targets + 1));
     if (!grown) return error_set(err, "%s: out of memory", c->path);
     c->targets = grown;
-    if (!(c->targets[c->n_targets] = dup_str(name))) return error_set(err, "%s: out of memory", c->path);
+    if (!(c->targets[c->n_targets] = strdup(name))) return error_set(err, "%s: out of memory", c->path);
     c->n_targets++;
     return 0;
 }
@@ -93,7 +86,7 @@ static int parse_pattern(PeftPattern **out, int *n_out, const cJSON *root, const
                              is_rank ? "an integer rank in 1..65536" : "a number in (0, 1e6]");
         PeftPattern *p = &(*out)[(*n_out)++];
         p->value = v;
-        if (!(p->key = dup_str(it->string))) return error_set(err, "%s: out of memory", file);
+        if (!(p->key = strdup(it->string))) return error_set(err, "%s: out of memory", file);
     }
     return 0;
 }
@@ -162,12 +155,12 @@ static int parse_scalars(PeftConfig *c, const cJSON *root, Error *err) {
     if (json_opt_bool(root, "use_rslora", &c->use_rslora, c->path, err)) return -1;
     const char *s = NULL;
     if (json_opt_string(root, "base_model_name_or_path", &s, c->path, err)) return -1;
-    if (s && *s && !(c->base_model = dup_str(s))) return error_set(err, "%s: out of memory", c->path);
+    if (s && *s && !(c->base_model = strdup(s))) return error_set(err, "%s: out of memory", c->path);
     s = NULL;
     if (json_opt_string(root, "task_type", &s, c->path, err)) return -1;
     if (s && strcmp(s, "CAUSAL_LM") != 0)
         return error_set(err, "%s: task_type is '%s'; only CAUSAL_LM adapters apply to a language model", c->path, s);
-    if (s && !(c->task_type = dup_str(s))) return error_set(err, "%s: out of memory", c->path);
+    if (s && !(c->task_type = strdup(s))) return error_set(err, "%s: out of memory", c->path);
     return 0;
 }
 

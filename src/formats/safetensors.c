@@ -20,13 +20,6 @@
 
 /* ---- small helpers ---- */
 
-static char *dup_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 static uint64_t read_u64le(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
@@ -127,8 +120,8 @@ static int parse_metadata(SafeTensors *st, const cJSON *meta, const char *label,
         if (!cJSON_IsString(e) || !e->valuestring)
             return error_set(err, "%s: __metadata__ value for '%s' is %s, expected a string", label, key,
                              json_type_name(e));
-        char *k = dup_string(key);
-        char *v = dup_string(e->valuestring);
+        char *k = strdup(key);
+        char *v = strdup(e->valuestring);
         if (!k || !v) {
             free(k);
             free(v);
@@ -284,7 +277,7 @@ static int parse_header(SafeTensors *st, const cJSON *root, const char *label, c
         }
         StTensor t;
         if (parse_entry(e, label, data, data_size, &t, err) != 0) return -1;
-        t.name = dup_string(e->string ? e->string : "");
+        t.name = strdup(e->string ? e->string : "");
         if (!t.name) return error_set(err, "%s: out of memory", label);
         t.file = file;
         st->tensors[st->n_tensors++] = t;
@@ -383,7 +376,7 @@ static int open_shards(SafeTensors *st, const cJSON *wm, const char *index, cons
         char **grown = realloc(*shards, ((size_t)st->n_files + 1) * sizeof *grown);
         if (!grown) return error_set(err, "%s: out of memory", index);
         *shards = grown;
-        (*shards)[st->n_files] = dup_string(shard);
+        (*shards)[st->n_files] = strdup(shard);
         if (!(*shards)[st->n_files]) return error_set(err, "%s: out of memory", index);
         int before = st->n_files;
         if (add(st, path, ctx, err) != 0) {
@@ -490,7 +483,7 @@ int st_open(SafeTensors *st, const char *path, Error *err) {
 
 int st_parse(SafeTensors *st, const uint8_t *data, size_t size, const char *label, Error *err) {
     memset(st, 0, sizeof *st);
-    st->label = dup_string(label);
+    st->label = strdup(label);
     if (!st->label) return error_set(err, "%s: out of memory", label);
     if (parse_file(st, data, size, label, 0, err) != 0 || st_finish(st, NULL, "header", err) != 0) {
         st_close(st);
@@ -620,7 +613,7 @@ int st_writer_add(StWriter *w, const char *name, DType dt, int ndim, const int64
     }
     WEntry *e = &w->entries[w->n_entries];
     memset(e, 0, sizeof *e);
-    e->name = dup_string(name);
+    e->name = strdup(name);
     if (!e->name) return error_set(err, "%s: out of memory declaring tensor '%s'", path, name);
     e->dtype = dt;
     e->ndim = ndim;
@@ -637,7 +630,7 @@ int st_writer_set_metadata(StWriter *w, const char *key, const char *value, Erro
     if (w->header_written) return error_set(err, "%s: metadata '%s' set after data was written", path, key);
     if (!utf8_valid(key) || !utf8_valid(value))
         return error_set(err, "%s: metadata '%s' is not valid UTF-8", path, key);
-    char *v = dup_string(value);
+    char *v = strdup(value);
     if (!v) return error_set(err, "%s: out of memory", path);
     for (int i = 0; i < w->n_meta; i++) {
         if (strcmp(w->meta_keys[i], key) == 0) {
@@ -646,7 +639,7 @@ int st_writer_set_metadata(StWriter *w, const char *key, const char *value, Erro
             return 0;
         }
     }
-    char *k = dup_string(key);
+    char *k = strdup(key);
     char **keys = realloc(w->meta_keys, ((size_t)w->n_meta + 1) * sizeof *keys);
     if (keys) w->meta_keys = keys;
     char **values = realloc(w->meta_values, ((size_t)w->n_meta + 1) * sizeof *values);

@@ -11,13 +11,6 @@
 /* Entry names are <archive>/<name>; the archive folder name is short. */
 #define TB_MAX_ENTRY_NAME 600
 
-static char *dup_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -227,7 +220,7 @@ int torch_bin_parse(SafeTensors *st, const uint8_t *data, size_t size, const cha
     memset(st, 0, sizeof *st);
     TorchBinOptions o = {0};
     if (opt) o = *opt;
-    st->label = dup_string(label);
+    st->label = strdup(label);
     if (!st->label) return error_set(err, "%s: out of memory", label);
     if (parse_archive(st, data, size, label, 0, &o, err) != 0 || st_finish(st, NULL, "state dict", err) != 0) {
         st_close(st);
