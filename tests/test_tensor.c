@@ -160,8 +160,15 @@ static void t_activations_avx2_match_scalar(void) {
         test_skip("this CPU has no AVX2: only the scalar path exists");
         return;
     }
-    float a[203], b[203], c[203], d[203];
-    for (int i = 0; i < 203; i++) a[i] = b[i] = c[i] = d[i] = -40.0f + 80.0f * (float)i / 202.0f + 0.013f * (float)(i % 7);
+    float a[203], b[203], c[203], d[203], e[203], f[203], up[203];
+    for (int i = 0; i < 203; i++) {
+        a[i] = b[i] = c[i] = d[i] = e[i] = f[i] = -40.0f + 80.0f * (float)i / 202.0f + 0.013f * (float)(i % 7);
+        up[i] = 0.5f - (float)(i % 11) / 7.0f;
+    }
+    /* beyond exp's range on both sides: silu is x and 0 there, never inf or NaN */
+    e[0] = f[0] = -200.0f, e[1] = f[1] = 200.0f;
+    swiglu(e, up, 203);
+    swiglu_avx2(f, up, 203);
     quick_gelu(a, 203);
     quick_gelu_avx2(b, 203);
     gelu_tanh(c, 203);
@@ -171,6 +178,8 @@ static void t_activations_avx2_match_scalar(void) {
         CHECK(fabsf(a[i] - b[i]) <= tol, "quick_gelu at %d: %g vs %g", i, a[i], b[i]);
         tol = 2e-6f * (1.0f + fabsf(c[i]));
         CHECK(fabsf(c[i] - d[i]) <= tol, "gelu_tanh at %d: %g vs %g", i, c[i], d[i]);
+        tol = 2e-6f * (1.0f + fabsf(e[i]));
+        CHECK(fabsf(e[i] - f[i]) <= tol, "swiglu at %d: %g vs %g", i, e[i], f[i]);
     }
 }
 
@@ -192,6 +201,27 @@ static void t_thread_pool_covers_range_once(void) {
     CHECK(pool_create(&p, 0, &err) == -1 && strstr(err.msg, "thread count 0"), "bad count: %s", err.msg);
 }
 
+static void add_one_range(void *ctx, long lo, long hi) {
+    int *hits = ctx;
+    for (long i = lo; i < hi; i++) hits[i]++;
+}
+
+/* pool_for: every index once for any count, including counts below the
+ * number of workers, 1 (inline) and 0 (nothing). */
+static void t_pool_for_covers_range_once(void) {
+    Error err;
+    ThreadPool *p;
+    CHECK(pool_create(&p, 3, &err) == 0, "%s", err.msg);
+    static const long counts[] = {0, 1, 2, 3, 4, 7, 1000};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        int hits[1000] = {0};
+        for (int rep = 0; rep < 50; rep++) pool_for(p, counts[c], add_one_range, hits);
+        for (long i = 0; i < 1000; i++)
+            CHECK(hits[i] == (i < counts[c] ? 50 : 0), "n %ld: index %ld ran %d times", counts[c], i, hits[i]);
+    }
+    pool_free(p);
+}
+
 void suite_tensor(void) {
     RUN(t_f16_conversion_exact);
     RUN(t_matmul_levels_agree);
@@ -200,4 +230,5 @@ void suite_tensor(void) {
     RUN(t_softmax_avx2_matches_scalar);
     RUN(t_activations_avx2_match_scalar);
     RUN(t_thread_pool_covers_range_once);
+    RUN(t_pool_for_covers_range_once);
 }

@@ -122,6 +122,29 @@ void pool_run(ThreadPool *p, ParallelFn fn, void *ctx) {
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
 }
 
+typedef struct {
+    long n;
+    RangeFn fn;
+    void *ctx;
+} ForJob;
+
+static void for_worker(void *ctx, int ith, int nth) {
+    ForJob *J = ctx;
+    long lo, hi;
+    split_range(J->n, ith, nth, &lo, &hi);
+    if (lo < hi) J->fn(J->ctx, lo, hi);
+}
+
+void pool_for(ThreadPool *p, long n, RangeFn fn, void *ctx) {
+    if (n <= 0) return;
+    if (!p || p->n == 1 || n < 2) {
+        fn(ctx, 0, n);
+        return;
+    }
+    ForJob J = {n, fn, ctx};
+    pool_run(p, for_worker, &J);
+}
+
 void split_range(long n, int ith, int nth, long *lo, long *hi) {
     long base = n / nth, extra = n % nth;
     *lo = ith * base + (ith < extra ? ith : extra);

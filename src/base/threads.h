@@ -20,6 +20,14 @@ int pool_size(const ThreadPool *p);
  * NULL: fn then runs once as worker 0 of 1. */
 void pool_run(ThreadPool *p, ParallelFn fn, void *ctx);
 
+/* fn(ctx, lo, hi) over [0, n) cut into one contiguous range per worker;
+ * inline, as one range, when n < 2 or p is NULL. For the row-wise steps
+ * between matrix products (norms, activations, residual sums): a few
+ * percent of one thread's time, they would run alone beside a threaded
+ * product. */
+typedef void (*RangeFn)(void *ctx, long lo, long hi);
+void pool_for(ThreadPool *p, long n, RangeFn fn, void *ctx);
+
 /* Splits [0, n) into nth near-equal parts; part ith is [*lo, *hi). */
 void split_range(long n, int ith, int nth, long *lo, long *hi);
 

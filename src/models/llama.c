@@ -181,11 +181,70 @@ static void rope(const Llama *m, float *x, int n_heads, int d, const float *cos,
     }
 }
 
+/* The row-wise steps of a chunk, each over a range of its tokens, so that
+ * pool_for can share them out like the matrix products around them. */
+typedef struct {
+    const Llama *m;
+    LlamaState *s;
+    const LlamaLayer *L;
+    int layer, pos;
+} ChunkRows;
+
+static void rows_attn_norm(void *ctx, long lo, long hi) {
+    const ChunkRows *R = ctx;
+    int dim = R->m->config.dim;
+    for (long t = lo; t < hi; t++)
+        rmsnorm(R->s->xb + t * dim, R->s->x + t * dim, R->L->attn_norm, dim, R->m->config.norm_eps);
+}
+
+/* Rotates q and k and appends k and v to the layer's caches. */
+static void rows_rope(void *ctx, long lo, long hi) {
+    const ChunkRows *R = ctx;
+    const LlamaConfig *c = &R->m->config;
+    LlamaState *s = R->s;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    int half = c->head_dim / 2;
+    float *kc = s->key_cache + ((size_t)R->layer * s->n_ctx + R->pos) * kv_dim;
+    float *vc = s->value_cache + ((size_t)R->layer * s->n_ctx + R->pos) * kv_dim;
+    for (long t = lo; t < hi; t++) {
+        const float *cs = s->rope_cos + (size_t)(R->pos + t) * half, *sn = s->rope_sin + (size_t)(R->pos + t) * half;
+        rope(R->m, s->q + t * q_dim, c->n_heads, c->head_dim, cs, sn);
+        rope(R->m, s->k + t * kv_dim, c->n_kv_heads, c->head_dim, cs, sn);
+        memcpy(kc + t * kv_dim, s->k + t * kv_dim, kv_dim * sizeof(float));
+        memcpy(vc + t * kv_dim, s->v + t * kv_dim, kv_dim * sizeof(float));
+    }
+}
+
+/* The attention block's residual, then the feed-forward's norm. */
+static void rows_add_ffn_norm(void *ctx, long lo, long hi) {
+    const ChunkRows *R = ctx;
+    int dim = R->m->config.dim;
+    for (long t = lo; t < hi; t++) {
+        float *x = R->s->x + t * dim;
+        const float *d = R->s->xb + t * dim;
+        for (int i = 0; i < dim; i++) x[i] += d[i];
+        rmsnorm(R->s->xb + t * dim, x, R->L->ffn_norm, dim, R->m->config.norm_eps);
+    }
+}
+
+static void rows_swiglu(void *ctx, long lo, long hi) {
+    const ChunkRows *R = ctx;
+    long h = R->m->config.hidden_dim;
+    if (R->s->kernel == KERNEL_AVX2) swiglu_avx2(R->s->hb + lo * h, R->s->hb2 + lo * h, (hi - lo) * h);
+    else swiglu(R->s->hb + lo * h, R->s->hb2 + lo * h, (hi - lo) * h);
+}
+
+static void rows_add(void *ctx, long lo, long hi) {
+    const ChunkRows *R = ctx;
+    int dim = R->m->config.dim;
+    for (long i = lo * dim; i < hi * dim; i++) R->s->x[i] += R->s->xb[i];
+}
+
 /* One chunk of at most max_batch tokens. */
 static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits) {
     const LlamaConfig *c = &m->config;
     const LlamaWeights *w = &m->weights;
-    int dim = c->dim, hd = c->head_dim, half = hd / 2;
+    int dim = c->dim, hd = c->head_dim;
     size_t q_dim = (size_t)c->n_heads * hd, kv_dim = (size_t)c->n_kv_heads * hd;
     size_t row_bytes = dtype_row_bytes(w->embed.dtype, dim);
     for (int t = 0; t < n; t++)
@@ -194,19 +253,12 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
 
     for (int l = 0; l < c->n_layers; l++) {
         const LlamaLayer *L = &w->layers[l];
-        for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
+        ChunkRows R = {m, s, L, l, pos};
+        pool_for(s->pool, n, rows_attn_norm, &R);
         linear(m, s, l, LORA_Q, s->q, s->xb, n, &L->wq);
         linear(m, s, l, LORA_K, s->k, s->xb, n, &L->wk);
         linear(m, s, l, LORA_V, s->v, s->xb, n, &L->wv);
-        float *kc = s->key_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
-        float *vc = s->value_cache + ((size_t)l * s->n_ctx + pos) * kv_dim;
-        for (int t = 0; t < n; t++) {
-            const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
-            rope(m, s->q + (size_t)t * q_dim, c->n_heads, hd, cs, sn);
-            rope(m, s->k + (size_t)t * kv_dim, c->n_kv_heads, hd, cs, sn);
-        }
-        memcpy(kc, s->k, (size_t)n * kv_dim * sizeof(float));
-        memcpy(vc, s->v, (size_t)n * kv_dim * sizeof(float));
+        pool_for(s->pool, n, rows_rope, &R);
         Attention att = {
             .q = s->q, .q_stride = (long)q_dim,
             .k = s->key_cache + (size_t)l * s->n_ctx * kv_dim, .v = s->value_cache + (size_t)l * s->n_ctx * kv_dim,
@@ -217,14 +269,12 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
         };
         attention(s->pool, &att);
         linear(m, s, l, LORA_O, s->xb, s->xb2, n, &L->wo);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
-
-        for (int t = 0; t < n; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
+        pool_for(s->pool, n, rows_add_ffn_norm, &R);
         linear(m, s, l, LORA_GATE, s->hb, s->xb, n, &L->w_gate);
         linear(m, s, l, LORA_UP, s->hb2, s->xb, n, &L->w_up);
-        swiglu(s->hb, s->hb2, (long)n * c->hidden_dim);
+        pool_for(s->pool, n, rows_swiglu, &R);
         linear(m, s, l, LORA_DOWN, s->xb, s->hb, n, &L->w_down);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+        pool_for(s->pool, n, rows_add, &R);
     }
 
     /* Only the rows whose logits are wanted go through the final norm and

@@ -63,6 +63,7 @@ void pack_panel_avx2(float *panel, const void *w, DType dt, long j0, long rows, 
 void softmax_avx2(float *x, long n);
 /* quick_gelu and gelu_tanh (gelu_new) with the same vector exp: a
  * Pix2Struct chart runs 50 M tanh, a quarter second with libm's. */
+void swiglu_avx2(float *gate, const float *up, long n);
 void quick_gelu_avx2(float *x, long n);
 void gelu_tanh_avx2(float *x, long n);
 /* dot(a, b) and y += s * x over n floats, for attention's short rows. */
