@@ -32,14 +32,6 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Four horizontal sums at once: lane r of the result is the sum of a_r. */
-static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
-    __m256 s01 = _mm256_hadd_ps(a0, a1);
-    __m256 s23 = _mm256_hadd_ps(a2, a3);
-    __m256 s = _mm256_hadd_ps(s01, s23);
-    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-}
-
 void convert_to_f32_avx2(float *dst, const void *src, DType dt, long count) {
     long i = 0;
     for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, load8(src, dt, i));
@@ -154,94 +146,48 @@ void axpy_f32_avx2(float *y, float s, const float *x, long n) {
     for (; i < n; i++) y[i] += s * x[i];
 }
 
-static float dot_row(const float *x, const void *w, DType dt, long row, long k) {
+/* One row of W against x. Decode is memory-bound: each weight is read once,
+ * so the loop is shaped for streaming. One row at a time is one sequential
+ * stream, which the hardware prefetcher follows on its own; x (at most a
+ * few tens of KB) stays in cache. Measured on the 134M model's decode, this
+ * beat four rows per pass sharing the loads of x, with software prefetch of
+ * the next group: 71 against 68 tokens/s in F16, 44 against 40 in F32.
+ * Four accumulators keep the FMA latency off the critical path.
+ * always_inline with a constant dt lets the compiler drop the dtype test
+ * from the inner loop. */
+static inline __attribute__((always_inline)) float dot_row(const float *x, const void *w, DType dt, long row,
+                                                         long k) {
     long base = row * k;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     long t = 0;
-    for (; t + 16 <= k; t += 16) {
+    for (; t + 32 <= k; t += 32) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + t), load8(w, dt, base + t), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + t + 8), load8(w, dt, base + t + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + t + 16), load8(w, dt, base + t + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + t + 24), load8(w, dt, base + t + 24), a3);
     }
     for (; t + 8 <= k; t += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + t), load8(w, dt, base + t), a0);
-    float s = hsum(_mm256_add_ps(a0, a1));
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; t < k; t++) s += x[t] * load1(w, dt, base + t);
     return s;
 }
 
-/* y[j..j+3] for one group of four rows. Decode is memory-bound: each row is
- * read once, so the loop is shaped for streaming. Each load of x serves four
- * rows; two accumulators per row (eight independent FMA chains) keep the
- * FMA latency off the critical path; the four rows are reduced together at
- * the end. always_inline with a constant dt lets the compiler drop the dtype
- * test from the inner loop. */
-static inline __attribute__((always_inline)) void matvec_group4(float *y, const float *x, const void *w, DType dt,
-                                                               long j, long k) {
-    long es = dt == DT_F32 ? 4 : 2;
-    long b0 = (j + 0) * k, b1 = (j + 1) * k, b2 = (j + 2) * k, b3 = (j + 3) * k;
-    /* The four rows are four short streams that the hardware prefetcher
-     * has to find again every group; fetching the next group (the 4 rows
-     * right after these, contiguous) at the pace this group consumes its
-     * own - 4 rows x 16 elements per step - keeps the product as fast as
-     * one sequential stream. Prefetching past the end of the matrix is
-     * harmless: prefetches never fault. */
-    const char *next = (const char *)w + (j + 4) * k * es;
-    long step_bytes = 4 * 16 * es;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
-    long t = 0;
-    for (; t + 16 <= k; t += 16) {
-        const char *p = next + 4 * t * es;
-        for (long o = 0; o < step_bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-        __m256 xa = _mm256_loadu_ps(x + t), xb = _mm256_loadu_ps(x + t + 8);
-        a0 = _mm256_fmadd_ps(xa, load8(w, dt, b0 + t), a0);
-        a1 = _mm256_fmadd_ps(xa, load8(w, dt, b1 + t), a1);
-        a2 = _mm256_fmadd_ps(xa, load8(w, dt, b2 + t), a2);
-        a3 = _mm256_fmadd_ps(xa, load8(w, dt, b3 + t), a3);
-        c0 = _mm256_fmadd_ps(xb, load8(w, dt, b0 + t + 8), c0);
-        c1 = _mm256_fmadd_ps(xb, load8(w, dt, b1 + t + 8), c1);
-        c2 = _mm256_fmadd_ps(xb, load8(w, dt, b2 + t + 8), c2);
-        c3 = _mm256_fmadd_ps(xb, load8(w, dt, b3 + t + 8), c3);
-    }
-    if (t + 8 <= k) {
-        __m256 xa = _mm256_loadu_ps(x + t);
-        a0 = _mm256_fmadd_ps(xa, load8(w, dt, b0 + t), a0);
-        a1 = _mm256_fmadd_ps(xa, load8(w, dt, b1 + t), a1);
-        a2 = _mm256_fmadd_ps(xa, load8(w, dt, b2 + t), a2);
-        a3 = _mm256_fmadd_ps(xa, load8(w, dt, b3 + t), a3);
-        t += 8;
-    }
-    float s[4];
-    _mm_storeu_ps(s, hsum4(_mm256_add_ps(a0, c0), _mm256_add_ps(a1, c1), _mm256_add_ps(a2, c2),
-                           _mm256_add_ps(a3, c3)));
-    for (; t < k; t++) {
-        float xv = x[t];
-        s[0] += xv * load1(w, dt, b0 + t);
-        s[1] += xv * load1(w, dt, b1 + t);
-        s[2] += xv * load1(w, dt, b2 + t);
-        s[3] += xv * load1(w, dt, b3 + t);
-    }
-    for (int r = 0; r < 4; r++) y[j + r] = s[r];
-}
-
-/* One specialised copy of the group loop per dtype (dt is a constant in
+/* One specialised copy of the row loop per dtype (dt is a constant in
  * each call), so the inner loop holds only loads, conversions and FMAs. */
-static void matvec_groups_f16(float *y, const float *x, const void *w, long j0, long j1, long k) {
-    for (long j = j0; j + 4 <= j1; j += 4) matvec_group4(y, x, w, DT_F16, j, k);
+static void matvec_f16(float *y, const float *x, const void *w, long j0, long j1, long k) {
+    for (long j = j0; j < j1; j++) y[j] = dot_row(x, w, DT_F16, j, k);
 }
-static void matvec_groups_bf16(float *y, const float *x, const void *w, long j0, long j1, long k) {
-    for (long j = j0; j + 4 <= j1; j += 4) matvec_group4(y, x, w, DT_BF16, j, k);
+static void matvec_bf16(float *y, const float *x, const void *w, long j0, long j1, long k) {
+    for (long j = j0; j < j1; j++) y[j] = dot_row(x, w, DT_BF16, j, k);
 }
-static void matvec_groups_f32(float *y, const float *x, const void *w, long j0, long j1, long k) {
-    for (long j = j0; j + 4 <= j1; j += 4) matvec_group4(y, x, w, DT_F32, j, k);
+static void matvec_f32(float *y, const float *x, const void *w, long j0, long j1, long k) {
+    for (long j = j0; j < j1; j++) y[j] = dot_row(x, w, DT_F32, j, k);
 }
 
 void matvec_rows_avx2(float *y, const float *x, const void *w, DType dt, long j0, long j1, long k) {
-    long full = j0 + (j1 - j0) / 4 * 4;
-    if (dt == DT_F16) matvec_groups_f16(y, x, w, j0, full, k);
-    else if (dt == DT_BF16) matvec_groups_bf16(y, x, w, j0, full, k);
-    else matvec_groups_f32(y, x, w, j0, full, k);
-    /* The last 0-3 rows one at a time. */
-    for (long j = full; j < j1; j++) y[j] = dot_row(x, w, dt, j, k);
+    if (dt == DT_F16) matvec_f16(y, x, w, j0, j1, k);
+    else if (dt == DT_BF16) matvec_bf16(y, x, w, j0, j1, k);
+    else matvec_f32(y, x, w, j0, j1, k);
 }
 
 /* In-register 8x8 transpose: r[i] becomes column i. */
