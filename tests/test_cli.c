@@ -204,6 +204,28 @@ static void t_cli_synth_then_ask(void) {
     CHECK(strcmp(again, out) == 0, "same seed, different answers:\n%s\n---\n%s", again, out);
 }
 
+/* bench on a synthesized model: the JSON names what was run, and the
+ * context checks name the options. */
+static void t_cli_bench_options(void) {
+    char dir[600], args[2048];
+    snprintf(dir, sizeof dir, "%s/bench-tiny", test_tmpdir());
+    snprintf(args, sizeof args, "synth --out '%s' --preset tiny --seed 5", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "synth: %s", errout);
+    snprintf(args, sizeof args, "bench --model '%s' -t 2 -p 8 -n 4 -r 2 -b 3 -c 64 --json", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "bench: %s", errout);
+    CHECK(strstr(out, "\"threads\": 2,") && strstr(out, "\"pp\": 8,") && strstr(out, "\"tg\": 4,") &&
+              strstr(out, "\"batch\": 3, \"ctx\": 64}"),
+          "json: %s", out);
+    snprintf(args, sizeof args, "bench --model '%s' -p 100 -n 10 -c 50", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "vmed bench: -c 50 is out of range 111..512 (-p + -n + 1 .. the model's context)"),
+          "short context: %s", errout);
+    snprintf(args, sizeof args, "bench --model '%s' -p 600 -n 10", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "vmed bench: -p 600 plus -n 10 exceed the model's context of 512"),
+          "long run: %s", errout);
+}
+
 /* caption on the fixture's real images: the text HF printed for
  * generate(pixel_values, max_length=20), end to end from the files. */
 static void t_cli_caption_matches_fixture(void) {
@@ -475,4 +497,5 @@ void suite_cli(void) {
     RUN(t_cli_generate_beams_match_hf);
     RUN(t_cli_prompt_longer_than_context);
     RUN(t_cli_synth_then_ask);
+    RUN(t_cli_bench_options);
 }

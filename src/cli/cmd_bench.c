@@ -15,12 +15,13 @@
 #include "models/pix2struct.h"
 
 static const char BENCH_HELP[] =
-    "usage: vmed bench --model FILE.gguf|DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]\n"
+    "usage: vmed bench --model FILE.gguf|DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [-b 512] [-c CTX] [--json]\n"
     "       vmed bench --model GIT_DIR --image FILE [-t THREADS] [-n 20] [-r 3] [--json]\n"
     "\n"
     "LLaMA (an HF folder or a GGUF file): as llama-bench's pp and tg tests,\n"
-    "prefill P random prompt tokens in one batch (pp), and, from an empty context\n"
-    "again, decode N tokens one at a time (tg). Prints tokens/s as mean and\n"
+    "prefill P random prompt tokens, B per forward pass (pp), and, from an empty\n"
+    "context again, decode N tokens one at a time (tg). The run state holds CTX\n"
+    "positions (default P + N + 1). Prints tokens/s as mean and\n"
     "standard deviation over R repetitions, peak resident memory, the weight\n"
     "bytes one decoded token reads with the bandwidth that implies, the load time\n"
     "and the time to first token (load, run state, one decoded token; that token\n"
@@ -120,7 +121,13 @@ static int bench_caption(const char *cmd, const char *dir, const char *image, Th
     return rc;
 }
 
-static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long pp, long tg, long reps, int json);
+/* What bench_llama measures: -p, -n, -r, -b, -c (0: -p + -n + 1). */
+typedef struct {
+    long pp, tg, reps, batch, ctx;
+    int json;
+} LlamaBench;
+
+static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const LlamaBench *o);
 
 /* Seconds for one chart: load + header + patches + encode + n tokens. */
 static int chart_once(const Pix2Struct *m, Pix2StructState *s, const Pix2StructProcessorConfig *proc,
@@ -218,7 +225,7 @@ static void model_type(const char *dir, char *out, size_t cap) {
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *dir = NULL, *image = NULL;
     int n_given = 0;
-    long threads = cpu_count(), pp = 512, tg = 128, reps = 3;
+    long threads = cpu_count(), pp = 512, tg = 128, reps = 3, batch = 512, ctx = 0;
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -244,6 +251,10 @@ int cmd_bench(int argc, char **argv) {
             n_given = 1;
         } else if (strcmp(a, "-r") == 0) {
             dst = &reps, lo = 1, hi = 1000;
+        } else if (strcmp(a, "-b") == 0) {
+            dst = &batch, lo = 1;
+        } else if (strcmp(a, "-c") == 0) {
+            dst = &ctx, lo = 1;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
@@ -255,15 +266,17 @@ int cmd_bench(int argc, char **argv) {
     if (threads > 1 && pool_create(&pool, (int)threads, &perr)) return cli_fail(cmd, perr.msg);
     char type[64];
     model_type(dir, type, sizeof type);
-    int result = !image                          ? bench_llama(cmd, dir, pool, pp, tg, reps, json)
+    LlamaBench lb = {pp, tg, reps, batch, ctx, json};
+    int result = !image                          ? bench_llama(cmd, dir, pool, &lb)
                  : strcmp(type, "pix2struct") == 0 ? bench_chart(cmd, dir, image, pool, n_given ? tg : 20, reps, json)
                                                    : bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps, json);
     pool_free(pool);
     return result;
 }
 
-static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long pp, long tg, long reps, int json) {
-    long threads = pool_size(pool);
+static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const LlamaBench *o) {
+    long threads = pool_size(pool), pp = o->pp, tg = o->tg, reps = o->reps;
+    int json = o->json;
     if (pp < 1 && tg < 1) return cli_usage_error(cmd, "nothing to measure: -p and -n are both 0");
     Error err;
     Llama m;
@@ -271,10 +284,17 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long 
     if (llama_load(&m, dir, &err)) return cli_fail(cmd, err.msg);
     double load_s = now_s() - t0;
     const LlamaConfig *c = &m.config;
-    long ctx = pp + tg + 1;
-    if (ctx > c->max_pos) {
+    long ctx = o->ctx ? o->ctx : pp + tg + 1;
+    if (pp + tg + 1 > c->max_pos) {
+        int max_pos = c->max_pos;
         llama_free(&m);
-        return cli_usage_error(cmd, "-p %ld plus -n %ld exceed the model's context of %d", pp, tg, c->max_pos);
+        return cli_usage_error(cmd, "-p %ld plus -n %ld exceed the model's context of %d", pp, tg, max_pos);
+    }
+    if (ctx < pp + tg + 1 || ctx > c->max_pos) {
+        int max_pos = c->max_pos;
+        llama_free(&m);
+        return cli_usage_error(cmd, "-c %ld is out of range %ld..%d (-p + -n + 1 .. the model's context)", ctx,
+                               pp + tg + 1, max_pos);
     }
     int *tokens = malloc(sizeof(int) * (size_t)(pp + 1));
     double *pp_tps = calloc((size_t)reps, sizeof(double)), *tg_tps = calloc((size_t)reps, sizeof(double));
@@ -301,7 +321,7 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long 
     }
     for (long r = 0; r < reps && !rc; r++) {
         LlamaState s;
-        if (llama_state_new(&s, &m, (int)ctx, pp > 0 ? (int)pp : 1, pool, &err)) {
+        if (llama_state_new(&s, &m, (int)ctx, (int)(pp < o->batch ? (pp > 0 ? pp : 1) : o->batch), pool, &err)) {
             rc = cli_fail(cmd, err.msg);
             break;
         }
@@ -335,9 +355,9 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long 
             printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"pp\": %ld, "
                    "\"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                    "\"weight_bytes_per_token\": %.0f, \"peak_rss_bytes\": %.0f, \"load_s\": %.3f, "
-                   "\"first_token_s\": %.3f}\n",
+                   "\"first_token_s\": %.3f, \"batch\": %ld, \"ctx\": %ld}\n",
                    dir, dt, threads, kernel_name(kernel_best()), pp, pm, ps, tg, tm, ts, wbytes, rss_gb * 1e9,
-                   load_s, first_s);
+                   load_s, first_s, o->batch, ctx);
         } else {
             printf("model %s: %s, dim %d, %d layers, vocab %d; %ld threads, %s kernels\n", dir, dt, c->dim,
                    c->n_layers, c->vocab_size, threads, kernel_name(kernel_best()));
@@ -345,7 +365,8 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, long 
             if (tg > 0)
                 printf("  tg%-5ld %10.2f ± %.2f tokens/s  (%.2f GB of weights per token: %.1f GB/s)\n", tg, tm, ts,
                        wbytes / 1e9, wbytes * tm / 1e9);
-            printf("  peak resident memory %.2f GB, load %.3f s, first token %.3f s\n", rss_gb, load_s, first_s);
+            printf("  peak resident memory %.2f GB (context %ld), load %.3f s, first token %.3f s\n", rss_gb, ctx,
+                   load_s, first_s);
         }
     }
     free(tokens);
