@@ -220,6 +220,10 @@ static void t_cli_bench_options(void) {
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "vmed bench: -c 50 is out of range 111..512 (-p + -n + 1 .. the model's context)"),
           "short context: %s", errout);
+    snprintf(args, sizeof args, "bench --model '%s' --quantize q8_0", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "vmed bench: --quantize is for GIT models (--image with a GIT folder)"),
+          "quantize a LLaMA: %s", errout);
     snprintf(args, sizeof args, "bench --model '%s' -p 600 -n 10", dir);
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "vmed bench: -p 600 plus -n 10 exceed the model's context of 512"),
@@ -274,6 +278,30 @@ static void t_cli_caption_beams_match_hf(void) {
     CHECK(rc == 0, "exit %d: %s", rc, errout);
     CHECK(strstr(out, "\"ids\":[101,5559,26666,1595,19526,25675,24466,18450,14722,484,16603,25369,24760,102]"),
           "beam ids differ from HF: %s", out);
+}
+
+/* --quantize q8_0 requantizes at load; on the fixture's X-ray its greedy
+ * ids are those of the float model (checked, not assumed: the logits move
+ * by ~1%, enough to flip a close argmax), and a type it does not offer is a
+ * usage error. */
+static void t_cli_caption_quantize(void) {
+    NEED_FIXTURE(dir, "git-tiny");
+    char args[4096], f32[8192];
+    snprintf(args, sizeof args, "caption --model '%s' --json -t 2 assets/samples/chest-xray.jpg", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "f32: %s", errout);
+    snprintf(f32, sizeof f32, "%s", out);
+    snprintf(args, sizeof args, "caption --model '%s' --json -t 2 --quantize q8_0 assets/samples/chest-xray.jpg", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "q8_0: %s", errout);
+    CHECK(strstr(out, "\"ids\":[101,") && strcmp(out, f32) == 0, "q8_0 caption differs:\n%s\nf32:\n%s", out, f32);
+    snprintf(args, sizeof args, "bench --model '%s' --image assets/samples/chest-xray.jpg -n 3 -r 1 --quantize q8_0 --json",
+             dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0 && strstr(out, "\"dtype\": \"Q8_0\"") &&
+              strstr(out, "\"tokens\": 3,"),
+          "bench --quantize: %s %s", out, errout);
+    snprintf(args, sizeof args, "caption --model '%s' --quantize q4_0 assets/samples/chest-xray.jpg", dir);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "vmed caption: --quantize takes q8_0, not 'q4_0'"),
+          "q4_0: %s", errout);
 }
 
 static void t_cli_caption_bad_inputs(void) {
@@ -489,6 +517,7 @@ void suite_cli(void) {
     RUN(t_cli_caption_matches_fixture);
     RUN(t_cli_caption_beams_match_hf);
     RUN(t_cli_caption_bad_inputs);
+    RUN(t_cli_caption_quantize);
     RUN(t_cli_usage_errors);
     RUN(t_cli_help_for_every_command);
     RUN(t_cli_missing_model_names_the_file);

@@ -16,7 +16,7 @@
 
 static const char BENCH_HELP[] =
     "usage: vmed bench --model FILE.gguf|DIR [-t THREADS] [-p 512] [-n 128] [-r 3] [-b 512] [-c CTX] [--json]\n"
-    "       vmed bench --model GIT_DIR --image FILE [-t THREADS] [-n 20] [-r 3] [--json]\n"
+    "       vmed bench --model GIT_DIR --image FILE [-t THREADS] [-n 20] [-r 3] [--quantize q8_0] [--json]\n"
     "\n"
     "LLaMA (an HF folder or a GGUF file): as llama-bench's pp and tg tests,\n"
     "prefill P random prompt tokens, B per forward pass (pp), and, from an empty\n"
@@ -27,7 +27,8 @@ static const char BENCH_HELP[] =
     "and the time to first token (load, run state, one decoded token; that token\n"
     "is also the warm-up, untimed in pp and tg).\n"
     "GIT (--image): image-to-caption latency: decode the file, preprocess, encode,\n"
-    "and N greedy tokens (EOS ignored, so every run makes N).\n"
+    "and N greedy tokens (EOS ignored, so every run makes N); --quantize q8_0\n"
+    "requantizes its matrices at load, as vmed caption --quantize does.\n"
     "Pix2Struct (--image): chart-to-table latency: decode, render DePlot's header,\n"
     "preprocess into 2048 patches, encode, and N greedy tokens.\n";
 
@@ -71,13 +72,17 @@ static int caption_once(const Git *m, GitState *s, const ClipProcessorConfig *pr
 }
 
 static int bench_caption(const char *cmd, const char *dir, const char *image, ThreadPool *pool, long n, long reps,
-                         int json) {
+                         int q8_0, int json) {
     long threads = pool_size(pool);
     Error err;
     Git m;
     ClipProcessorConfig proc;
     double t0 = now_s();
     if (git_load(&m, dir, &err)) return cli_fail(cmd, err.msg);
+    if (q8_0 && git_quantize(&m, DT_Q8_0, &err)) {
+        git_free(&m);
+        return cli_fail(cmd, err.msg);
+    }
     double load_s = now_s() - t0;
     if (clip_processor_config_load(&proc, dir, &err)) {
         git_free(&m);
@@ -223,7 +228,7 @@ static void model_type(const char *dir, char *out, size_t cap) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *cmd = "bench", *dir = NULL, *image = NULL;
+    const char *cmd = "bench", *dir = NULL, *image = NULL, *quantize = NULL;
     int n_given = 0;
     long threads = cpu_count(), pp = 512, tg = 128, reps = 3, batch = 512, ctx = 0;
     int json = 0;
@@ -241,6 +246,10 @@ int cmd_bench(int argc, char **argv) {
             continue;
         } else if (strcmp(a, "--image") == 0) {
             if (!(image = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+            continue;
+        } else if (strcmp(a, "--quantize") == 0) {
+            if (!(quantize = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
+            if (strcmp(quantize, "q8_0") != 0) return cli_usage_error(cmd, "--quantize takes q8_0, not '%s'", quantize);
             continue;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
             dst = &threads, lo = 1, hi = 1024;
@@ -261,15 +270,18 @@ int cmd_bench(int argc, char **argv) {
         if (!(v = cli_value(cmd, argc, argv, &i)) || cli_int(cmd, a, v, lo, hi, dst)) return EXIT_USAGE;
     }
     if (!dir) return cli_usage_error(cmd, "--model FILE|DIR is required");
+    char type[64];
+    model_type(dir, type, sizeof type);
+    if (quantize && (!image || strcmp(type, "pix2struct") == 0))
+        return cli_usage_error(cmd, "--quantize is for GIT models (--image with a GIT folder)");
     ThreadPool *pool = NULL;
     Error perr;
     if (threads > 1 && pool_create(&pool, (int)threads, &perr)) return cli_fail(cmd, perr.msg);
-    char type[64];
-    model_type(dir, type, sizeof type);
     LlamaBench lb = {pp, tg, reps, batch, ctx, json};
     int result = !image                          ? bench_llama(cmd, dir, pool, &lb)
                  : strcmp(type, "pix2struct") == 0 ? bench_chart(cmd, dir, image, pool, n_given ? tg : 20, reps, json)
-                                                   : bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps, json);
+                                                   : bench_caption(cmd, dir, image, pool, n_given ? tg : 20, reps,
+                                                                   quantize != NULL, json);
     pool_free(pool);
     return result;
 }

@@ -25,6 +25,8 @@ static const char CAPTION_HELP[] =
     "  --length-penalty F   beam score = log-probability / length^F (default 1)\n"
     "  --json               one JSON object per image: image, caption, ids\n"
     "  --max-pixels N       refuse larger images (default 178956970, as PIL)\n"
+    "  --quantize q8_0      requantize the weight matrices to Q8_0 at load: a quarter\n"
+    "                       of F32's memory, faster decoding, logits within ~1-2%\n"
     "  -t, --threads N      worker threads (default: all CPUs)\n";
 
 static const char DEPLOT_HELP[] =
@@ -124,6 +126,15 @@ static int parse_flag(const char *cmd, int deplot, int argc, char **argv, int *i
     if (strcmp(a, "--max-pixels") == 0) {
         if (!(v = cli_value(cmd, argc, argv, i)) || cli_int(cmd, a, v, 1, 0x7fffffffffffffffL, &n)) return -1;
         opt->limits.max_pixels = (uint64_t)n;
+        return 1;
+    }
+    if (!deplot && strcmp(a, "--quantize") == 0) {
+        if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+        if (strcmp(v, "q8_0") != 0) {
+            cli_usage_error(cmd, "--quantize takes q8_0, not '%s'", v);
+            return -1;
+        }
+        opt->q8_0 = 1;
         return 1;
     }
     if (deplot && (strcmp(a, "--header") == 0 || strcmp(a, "--font") == 0)) {

@@ -88,8 +88,41 @@ void git_free(Git *m) {
     free(w->layers);
     float *v[] = {w->proj_b, w->proj_ln_w, w->proj_ln_b, w->emb_ln_w, w->emb_ln_b, w->out_b};
     for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) free(v[j]);
+    free(m->requantized);
     st_close(&m->files);
     memset(m, 0, sizeof *m);
+}
+
+int git_quantize(Git *m, DType t, Error *err) {
+    if (m->requantized) return error_set(err, "the GIT model is already requantized");
+    const GitConfig *c = &m->config;
+    GitWeights *w = &m->weights;
+    int n = 1 + 6 * c->vision.n_layers + 1 + 6 * c->n_layers + 1, i = 0;
+    Tensor **mats = malloc(sizeof(Tensor *) * (size_t)n);
+    char (*names)[48] = malloc(sizeof(*names) * (size_t)n);
+    const char **name_ptrs = malloc(sizeof(char *) * (size_t)n);
+    if (!mats || !names || !name_ptrs) {
+        free(mats), free(names), free(name_ptrs);
+        return error_set(err, "out of memory");
+    }
+    static const char *vis[] = {"q", "k", "v", "o", "fc1", "fc2"}, *txt[] = {"q", "k", "v", "o", "in", "out"};
+    snprintf(names[i], sizeof names[i], "the patch embedding"), mats[i++] = &w->vision.patch;
+    for (int l = 0; l < c->vision.n_layers; l++) {
+        ClipLayer *L = &w->vision.layers[l];
+        Tensor *v[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->fc1, &L->fc2};
+        for (int j = 0; j < 6; j++) snprintf(names[i], sizeof names[i], "vision layer %d %s", l, vis[j]), mats[i++] = v[j];
+    }
+    snprintf(names[i], sizeof names[i], "the visual projection"), mats[i++] = &w->proj;
+    for (int l = 0; l < c->n_layers; l++) {
+        GitLayer *L = &w->layers[l];
+        Tensor *v[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_in, &L->w_out};
+        for (int j = 0; j < 6; j++) snprintf(names[i], sizeof names[i], "text layer %d %s", l, txt[j]), mats[i++] = v[j];
+    }
+    snprintf(names[i], sizeof names[i], "the LM head"), mats[i++] = &w->out;
+    for (int j = 0; j < n; j++) name_ptrs[j] = names[j];
+    int rc = weights_requantize(mats, name_ptrs, n, t, &m->requantized, err);
+    free(mats), free(names), free(name_ptrs);
+    return rc;
 }
 
 int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Error *err) {

@@ -34,6 +34,7 @@ typedef struct {
     GitConfig config;
     GitWeights weights;
     SafeTensors files;
+    uint8_t *requantized; /* git_quantize's copies of the matrices, or NULL */
 } Git;
 
 typedef struct {
@@ -53,6 +54,11 @@ typedef struct {
 
 int git_load(Git *m, const char *dir, Error *err);
 void git_free(Git *m);
+/* Requantizes every matrix the forward pass multiplies by (the vision
+ * encoder's, the projection, the decoder's, the LM head; not the embedding
+ * tables, which are only gathered from) to the quantized type t in memory:
+ * GIT checkpoints exist in F32/F16 only. Once per model, after git_load. */
+int git_quantize(Git *m, DType t, Error *err);
 
 /* pool (NULL: one thread) is the caller's; beams share one. */
 int git_state_new(GitState *s, const Git *m, int max_text, ThreadPool *pool, Error *err);

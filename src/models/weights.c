@@ -49,3 +49,46 @@ int weight_vector(float **out, const SafeTensors *st, const char *name, int64_t 
     convert_to_f32(KERNEL_SCALAR, *out, t.data, t.dtype, (long)n);
     return 0;
 }
+
+int weights_requantize(Tensor *const *mats, const char *const *names, int n, DType t, uint8_t **buf, Error *err) {
+    *buf = NULL;
+    if (!dtype_is_quant(t)) return error_set(err, "cannot requantize to %s: not a quantized type", dtype_name(t));
+    size_t total = 0;
+    long max_k = 0;
+    for (int i = 0; i < n; i++) {
+        const Tensor *w = mats[i];
+        int64_t rows = w->shape[0], k = w->shape[1];
+        if (w->ndim != 2 || dtype_is_quant(w->dtype))
+            return error_set(err, "cannot requantize %s: not a float matrix", names[i]);
+        if (k % dtype_block_elems(t))
+            return error_set(err, "cannot requantize %s to %s: its rows of %lld values are not whole blocks of %d",
+                             names[i], dtype_name(t), (long long)k, dtype_block_elems(t));
+        total += (size_t)rows * dtype_row_bytes(t, k);
+        if (k > max_k) max_k = (long)k;
+    }
+    uint8_t *out = malloc(total ? total : 1);
+    float *row = malloc((size_t)(max_k ? max_k : 1) * sizeof(float));
+    if (!out || !row) {
+        free(out);
+        free(row);
+        return error_set(err, "out of memory requantizing %zu bytes of weights to %s", total, dtype_name(t));
+    }
+    uint8_t *p = out;
+    for (int i = 0; i < n; i++) {
+        Tensor *w = mats[i];
+        int64_t rows = w->shape[0], k = w->shape[1];
+        size_t src_row = (size_t)k * dtype_size(w->dtype), dst_row = dtype_row_bytes(t, k);
+        uint8_t *start = p;
+        for (int64_t r = 0; r < rows; r++, p += dst_row) {
+            dequantize_row(w->dtype, (const uint8_t *)w->data + (size_t)r * src_row, row, k);
+            quantize_row(t, row, p, k);
+        }
+        w->dtype = t;
+        w->data = start;
+        w->stride[1] = 1;
+        w->stride[0] = k;
+    }
+    free(row);
+    *buf = out;
+    return 0;
+}

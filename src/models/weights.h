@@ -18,4 +18,11 @@ int weight_matrix(Tensor *out, const SafeTensors *st, const char *name, int64_t 
 /* A [n] vector (norm weights, biases) converted to a new f32 array: free() it. */
 int weight_vector(float **out, const SafeTensors *st, const char *name, int64_t n, Error *err);
 
+/* Requantizes n matrices (F32/F16/BF16 views) to the quantized type t in
+ * one new buffer, *buf (free() it), and points each view at its copy; for
+ * models whose checkpoints exist only in float (GIT). A matrix whose rows
+ * are not whole blocks of t is an error naming it (names[i]); nothing is
+ * changed then. */
+int weights_requantize(Tensor *const *mats, const char *const *names, int n, DType t, uint8_t **buf, Error *err);
+
 #endif

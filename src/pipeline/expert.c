@@ -9,7 +9,7 @@ static const ExpertKind *const EXPERTS[] = {
 };
 
 ExpertOptions expert_default_options(void) {
-    ExpertOptions o = {1, NULL, 1, 0, 1.0f, image_default_limits(), 0, NULL, NULL};
+    ExpertOptions o = {1, NULL, 1, 0, 1.0f, image_default_limits(), 0, 0, NULL, NULL};
     return o;
 }
 

@@ -16,6 +16,9 @@ typedef struct {
     int max_length;     /* HF max_length (counts the decoder's start token); 0: the model's default */
     float length_penalty;
     ImageLimits limits;
+    /* Med-GIT only: 1 requantizes its matrices to Q8_0 at load (GIT
+     * checkpoints exist in F32/F16 only; see git_quantize) */
+    int q8_0;
     /* DePlot (Pix2Struct) only */
     int max_patches;        /* 0: 2048, what Pix2StructProcessor passes unless told */
     const char *header;     /* NULL: DePlot's "Generate underlying data table of the figure below:" */

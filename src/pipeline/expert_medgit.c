@@ -62,8 +62,8 @@ static int medgit_load(void **self, const char *dir, const ExpertOptions *o, Err
     MedGit *g = calloc(1, sizeof *g);
     if (!g) return error_set(err, "out of memory");
     g->opt = *o;
-    if (git_load(&g->model, dir, err) || wordpiece_load(&g->tok, dir, err) ||
-        clip_processor_config_load(&g->proc, dir, err))
+    if (git_load(&g->model, dir, err) || (o->q8_0 && git_quantize(&g->model, DT_Q8_0, err)) ||
+        wordpiece_load(&g->tok, dir, err) || clip_processor_config_load(&g->proc, dir, err))
         goto fail;
     const GitConfig *c = &g->model.config;
     int w, h;

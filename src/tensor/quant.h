@@ -114,8 +114,8 @@ int quant_nearest_int(float x);
 void dequantize_row(DType t, const void *src, float *dst, int64_t n);
 
 /* ggml's reference quantizers (quantize_row_*_ref without an importance
- * matrix), bit-exact; n a multiple of the block. Returns -1 for a type vmed
- * cannot quantize to (Q5_K is the one). */
+ * matrix), bit-exact; n a multiple of the block. Returns -1 for a type that
+ * is not quantized. */
 int quantize_row(DType t, const float *x, void *dst, int64_t n);
 void quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n);
 void quantize_row_q4_0(const float *x, BlockQ4_0 *y, int64_t n);
