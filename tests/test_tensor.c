@@ -160,15 +160,18 @@ static void t_activations_avx2_match_scalar(void) {
         test_skip("this CPU has no AVX2: only the scalar path exists");
         return;
     }
-    float a[203], b[203], c[203], d[203], e[203], f[203], up[203];
+    float a[203], b[203], c[203], d[203], e[203], f[203], g[203], h[203], up[203];
     for (int i = 0; i < 203; i++) {
         a[i] = b[i] = c[i] = d[i] = e[i] = f[i] = -40.0f + 80.0f * (float)i / 202.0f + 0.013f * (float)(i % 7);
+        g[i] = h[i] = -6.0f + 12.0f * (float)i / 202.0f + 0.0013f * (float)(i % 7); /* where GELU bends */
         up[i] = 0.5f - (float)(i % 11) / 7.0f;
     }
     /* beyond exp's range on both sides: silu is x and 0 there, never inf or NaN */
     e[0] = f[0] = -200.0f, e[1] = f[1] = 200.0f;
     swiglu(e, up, 203);
     swiglu_avx2(f, up, 203);
+    gelu_erf(g, 203);
+    gelu_erf_avx2(h, 203);
     quick_gelu(a, 203);
     quick_gelu_avx2(b, 203);
     gelu_tanh(c, 203);
@@ -180,6 +183,8 @@ static void t_activations_avx2_match_scalar(void) {
         CHECK(fabsf(c[i] - d[i]) <= tol, "gelu_tanh at %d: %g vs %g", i, c[i], d[i]);
         tol = 2e-6f * (1.0f + fabsf(e[i]));
         CHECK(fabsf(e[i] - f[i]) <= tol, "swiglu at %d: %g vs %g", i, e[i], f[i]);
+        tol = 2e-6f * (1.0f + fabsf(g[i]));
+        CHECK(fabsf(g[i] - h[i]) <= tol, "gelu_erf at %d: %g vs %g", i, g[i], h[i]);
     }
 }
 

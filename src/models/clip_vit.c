@@ -9,6 +9,7 @@
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
+#include "tensor/rows.h"
 
 static int load_layer(ClipLayer *L, const ClipVisionConfig *c, const SafeTensors *st, const char *prefix, int i,
                       Error *err) {
@@ -148,34 +149,33 @@ void clip_vision_encode(const ClipVisionWeights *w, const ClipVisionConfig *c, C
     matmul(pool, kernel, s->x + D, s->patches, T - 1, &w->patch, s->mm_scratch);
     memcpy(s->x, w->class_emb, (size_t)D * sizeof(float));
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += w->pos_emb[i];
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * D, s->x + (size_t)t * D, w->pre_w, w->pre_b, D, c->norm_eps);
+    rows_layernorm(pool, s->x, s->x, w->pre_w, w->pre_b, T, D, c->norm_eps);
 
     for (int l = 0; l < c->n_layers; l++) {
         const ClipLayer *L = &w->layers[l];
-        for (int t = 0; t < T; t++) layernorm(s->h + (size_t)t * D, s->x + (size_t)t * D, L->ln1_w, L->ln1_b, D, c->norm_eps);
+        rows_layernorm(pool, s->h, s->x, L->ln1_w, L->ln1_b, T, D, c->norm_eps);
         matmul(pool, kernel, s->q, s->h, T, &L->wq, s->mm_scratch);
         matmul(pool, kernel, s->k, s->h, T, &L->wk, s->mm_scratch);
         matmul(pool, kernel, s->v, s->h, T, &L->wv, s->mm_scratch);
-        add_bias(s->q, L->bq, T, D);
-        add_bias(s->k, L->bk, T, D);
-        add_bias(s->v, L->bv, T, D);
+        rows_add_bias(pool, s->q, L->bq, T, D);
+        rows_add_bias(pool, s->k, L->bk, T, D);
+        rows_add_bias(pool, s->v, L->bv, T, D);
         Attention a = {.q = s->q, .q_stride = D, .k = s->k, .v = s->v, .kv_stride = D, .out = s->att,
                        .out_stride = D, .n_q = T, .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = hd,
                        .causal = 0, .n_kv = T, .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch,
                        .kernel = kernel};
         attention(pool, &a);
         matmul(pool, kernel, s->h, s->att, T, &L->wo, s->mm_scratch);
-        add_bias(s->h, L->bo, T, D);
-        for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
+        rows_add_bias(pool, s->h, L->bo, T, D);
+        rows_add(pool, s->x, s->h, T, D);
 
-        for (int t = 0; t < T; t++) layernorm(s->h + (size_t)t * D, s->x + (size_t)t * D, L->ln2_w, L->ln2_b, D, c->norm_eps);
+        rows_layernorm(pool, s->h, s->x, L->ln2_w, L->ln2_b, T, D, c->norm_eps);
         matmul(pool, kernel, s->ff, s->h, T, &L->fc1, s->mm_scratch);
-        add_bias(s->ff, L->b1, T, c->hidden_dim);
-        if (kernel == KERNEL_AVX2) quick_gelu_avx2(s->ff, (long)T * c->hidden_dim);
-        else quick_gelu(s->ff, (long)T * c->hidden_dim);
+        rows_add_bias(pool, s->ff, L->b1, T, c->hidden_dim);
+        rows_activate(pool, kernel, ACT_QUICK_GELU, s->ff, T, c->hidden_dim);
         matmul(pool, kernel, s->h, s->ff, T, &L->fc2, s->mm_scratch);
-        add_bias(s->h, L->b2, T, D);
-        for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
+        rows_add_bias(pool, s->h, L->b2, T, D);
+        rows_add(pool, s->x, s->h, T, D);
     }
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * D, s->x + (size_t)t * D, w->post_w, w->post_b, D, c->norm_eps);
+    rows_layernorm(pool, s->x, s->x, w->post_w, w->post_b, T, D, c->norm_eps);
 }

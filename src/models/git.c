@@ -9,6 +9,7 @@
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
+#include "tensor/rows.h"
 
 static int load_layer(GitLayer *L, const GitConfig *c, const SafeTensors *st, int i, Error *err) {
     char name[256];
@@ -160,7 +161,7 @@ void git_state_free(GitState *s) {
 
 static void mm(GitState *s, float *y, const float *x, int n, const Tensor *w, const float *bias) {
     matmul(s->pool, s->kernel, y, x, n, w, s->mm_scratch);
-    add_bias(y, bias, n, w->shape[0]);
+    rows_add_bias(s->pool, y, bias, n, w->shape[0]);
 }
 
 /* One BERT post-LN layer over n rows that sit at cache rows row0.. . Image
@@ -181,13 +182,13 @@ static void decoder_layer(const Git *m, GitState *s, int l, int n, int row0) {
                    .scale = 1.0f / sqrtf((float)hd), .scratch = s->att_scratch, .kernel = s->kernel};
     attention(s->pool, &a);
     mm(s, s->h, s->att, n, &L->wo, L->bo);
-    for (size_t i = 0; i < (size_t)n * D; i++) s->h[i] += s->x[i];
-    for (int t = 0; t < n; t++) layernorm(s->h + (size_t)t * D, s->h + (size_t)t * D, L->att_ln_w, L->att_ln_b, D, c->norm_eps);
+    rows_add(s->pool, s->h, s->x, n, D);
+    rows_layernorm(s->pool, s->h, s->h, L->att_ln_w, L->att_ln_b, n, D, c->norm_eps);
     mm(s, s->ff, s->h, n, &L->w_in, L->b_in);
-    gelu_erf(s->ff, (long)n * c->hidden_dim);
+    rows_activate(s->pool, s->kernel, ACT_GELU_ERF, s->ff, n, c->hidden_dim);
     mm(s, s->x, s->ff, n, &L->w_out, L->b_out);
-    for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->h[i];
-    for (int t = 0; t < n; t++) layernorm(s->x + (size_t)t * D, s->x + (size_t)t * D, L->out_ln_w, L->out_ln_b, D, c->norm_eps);
+    rows_add(s->pool, s->x, s->h, n, D);
+    rows_layernorm(s->pool, s->x, s->x, L->out_ln_w, L->out_ln_b, n, D, c->norm_eps);
 }
 
 void git_encode_image(const Git *m, GitState *s, const float *pixels) {
@@ -196,11 +197,17 @@ void git_encode_image(const Git *m, GitState *s, const float *pixels) {
     clip_vision_encode(&w->vision, &c->vision, &s->vision, s->pool, s->kernel, pixels);
     /* The vision dim and the text dim may differ; the projection maps one to the other. */
     mm(s, s->projected, s->vision.x, s->n_img, &w->proj, w->proj_b);
-    for (int t = 0; t < s->n_img; t++)
-        layernorm(s->projected + (size_t)t * c->dim, s->projected + (size_t)t * c->dim, w->proj_ln_w, w->proj_ln_b,
-                  c->dim, c->vision.norm_eps);
+    rows_layernorm(s->pool, s->projected, s->projected, w->proj_ln_w, w->proj_ln_b, s->n_img, c->dim,
+                   c->vision.norm_eps);
     memcpy(s->x, s->projected, sizeof(float) * (size_t)s->n_img * c->dim);
-    for (int l = 0; l < c->n_layers; l++) decoder_layer(m, s, l, s->n_img, 0);
+    for (int l = 0; l + 1 < c->n_layers; l++) decoder_layer(m, s, l, s->n_img, 0);
+    /* Of the last layer, text rows read only the image rows' keys and
+     * values; the rest of it (a sixth of the decoder's work on the image)
+     * would never be read. */
+    const GitLayer *L = &w->layers[c->n_layers - 1];
+    size_t layer_rows = (size_t)(s->n_img + s->max_text) * (size_t)c->dim * (size_t)(c->n_layers - 1);
+    mm(s, s->key_cache + layer_rows, s->x, s->n_img, &L->wk, L->bk);
+    mm(s, s->value_cache + layer_rows, s->x, s->n_img, &L->wv, L->bv);
 }
 
 static void copy_cache_rows(GitState *dst, const GitState *src, const Git *m, int row0, int row1) {

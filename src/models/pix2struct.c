@@ -10,6 +10,7 @@
 #include "models/weights.h"
 #include "tensor/attention.h"
 #include "tensor/ops.h"
+#include "tensor/rows.h"
 
 /* ------------------------------------------------------------- loading */
 
@@ -220,10 +221,6 @@ static void add_rows(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-static void norm_rows(float *out, const float *x, const float *w, int n, int dim, float eps) {
-    for (int t = 0; t < n; t++) rmsnorm(out + (size_t)t * dim, x + (size_t)t * dim, w, dim, eps);
-}
-
 /* Row `row` of an embedding table, converted to f32, added to x. */
 static void add_embedding(Pix2StructState *s, float *x, const Tensor *table, long row, float *tmp) {
     size_t dim = (size_t)table->shape[1];
@@ -236,10 +233,9 @@ static void add_embedding(Pix2StructState *s, float *x, const Tensor *table, lon
 static void gated_mlp(Pix2StructState *s, const Tensor *wi_0, const Tensor *wi_1, const Tensor *wff, int n) {
     long F = (long)wi_0->shape[0];
     mm(s, s->gate, s->h, n, wi_0);
-    if (s->kernel == KERNEL_AVX2) gelu_tanh_avx2(s->gate, (long)n * F);
-    else gelu_tanh(s->gate, (long)n * F);
+    rows_activate(s->pool, s->kernel, ACT_GELU_TANH, s->gate, n, F);
     mm(s, s->ff, s->h, n, wi_1);
-    for (size_t i = 0; i < (size_t)n * (size_t)F; i++) s->gate[i] *= s->ff[i];
+    rows_mul(s->pool, s->gate, s->ff, n, F);
     mm(s, s->h, s->gate, n, wff);
 }
 
@@ -296,7 +292,7 @@ static void embed_patches(const Pix2Struct *m, Pix2StructState *s, const float *
     size_t K = (size_t)m->config.vision.patch_dim, D = (size_t)m->config.vision.dim;
     for (int i = 0; i < n; i++) memcpy(s->patches + (size_t)i * K, fp + (size_t)i * (K + 2) + 2, K * sizeof(float));
     mm(s, s->x, s->patches, n, &w->patch_proj);
-    add_bias(s->x, w->patch_proj_b, n, (long)D);
+    rows_add_bias(s->pool, s->x, w->patch_proj_b, n, (long)D);
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * D;
         add_embedding(s, x, &w->row_emb, (long)fp[(size_t)i * (K + 2)], s->h);
@@ -310,7 +306,7 @@ static void encoder_layer(const Pix2Struct *m, Pix2StructState *s, int l, int n,
     const Pix2StructVisionConfig *c = &m->config.vision;
     const P2sEncoderLayer *L = &m->weights.enc[l];
     int D = c->dim, I = c->n_heads * c->d_kv;
-    norm_rows(s->h, s->x, L->attn_norm, n, D, c->norm_eps);
+    rows_rmsnorm(s->pool, s->h, s->x, L->attn_norm, n, D, c->norm_eps);
     mm(s, s->q, s->h, n, &L->wq);
     mm(s, s->k, s->h, n, &L->wk);
     mm(s, s->v, s->h, n, &L->wv);
@@ -321,10 +317,10 @@ static void encoder_layer(const Pix2Struct *m, Pix2StructState *s, int l, int n,
                    .n_kv = n_keys, .scale = scale, .scratch = s->att_scratch, .kernel = s->kernel};
     attention(s->pool, &a);
     mm(s, s->h, s->att, n, &L->wo);
-    add_rows(s->x, s->h, (size_t)n * D);
-    norm_rows(s->h, s->x, L->mlp_norm, n, D, c->norm_eps);
+    rows_add(s->pool, s->x, s->h, n, D);
+    rows_rmsnorm(s->pool, s->h, s->x, L->mlp_norm, n, D, c->norm_eps);
     gated_mlp(s, &L->wi_0, &L->wi_1, &L->wff, n);
-    add_rows(s->x, s->h, (size_t)n * D);
+    rows_add(s->pool, s->x, s->h, n, D);
 }
 
 static int check_rows(const Pix2StructState *s, const void *data, int n, Error *err) {
@@ -345,7 +341,7 @@ int pix2struct_encode(const Pix2Struct *m, Pix2StructState *s, const float *flat
     float scale;
     int n_keys = select_keys(s, attention_mask, n_patches, &scale);
     for (int l = 0; l < c->n_layers; l++) encoder_layer(m, s, l, n_patches, n_keys, scale);
-    norm_rows(s->encoder_out, s->x, m->weights.enc_norm, n_patches, c->dim, c->norm_eps);
+    rows_rmsnorm(s->pool, s->encoder_out, s->x, m->weights.enc_norm, n_patches, c->dim, c->norm_eps);
     return pix2struct_set_encoder_output(m, s, s->encoder_out, attention_mask, n_patches, err);
 }
 
@@ -392,7 +388,7 @@ static void decoder_layer(const Pix2Struct *m, Pix2StructState *s, int l, int n,
     size_t T = (size_t)s->max_text, P = (size_t)s->max_patches;
     float *kc = s->key_cache + (size_t)l * T * D, *vc = s->value_cache + (size_t)l * T * D;
 
-    norm_rows(s->h, s->x, L->self_norm, n, D, c->norm_eps);
+    rows_rmsnorm(s->pool, s->h, s->x, L->self_norm, n, D, c->norm_eps);
     mm(s, s->q, s->h, n, &L->self_q);
     mm(s, kc + (size_t)pos * D, s->h, n, &L->self_k);
     mm(s, vc + (size_t)pos * D, s->h, n, &L->self_v);
@@ -402,9 +398,9 @@ static void decoder_layer(const Pix2Struct *m, Pix2StructState *s, int l, int n,
                       .bias_stride = pos + n, .scratch = s->att_scratch, .kernel = s->kernel};
     attention(s->pool, &self);
     mm(s, s->h, s->att, n, &L->self_o);
-    add_rows(s->x, s->h, (size_t)n * D);
+    rows_add(s->pool, s->x, s->h, n, D);
 
-    norm_rows(s->h, s->x, L->cross_norm, n, D, c->norm_eps);
+    rows_rmsnorm(s->pool, s->h, s->x, L->cross_norm, n, D, c->norm_eps);
     mm(s, s->q, s->h, n, &L->cross_q);
     Attention cross = {.q = s->q, .q_stride = D, .k = s->cross_k + (size_t)l * P * D,
                        .v = s->cross_v + (size_t)l * P * D, .kv_stride = D, .out = s->att, .out_stride = D, .n_q = n,
@@ -412,11 +408,11 @@ static void decoder_layer(const Pix2Struct *m, Pix2StructState *s, int l, int n,
                        .n_kv = s->n_cross, .scale = s->cross_scale, .scratch = s->att_scratch, .kernel = s->kernel};
     attention(s->pool, &cross);
     mm(s, s->h, s->att, n, &L->cross_o);
-    add_rows(s->x, s->h, (size_t)n * D);
+    rows_add(s->pool, s->x, s->h, n, D);
 
-    norm_rows(s->h, s->x, L->mlp_norm, n, D, c->norm_eps);
+    rows_rmsnorm(s->pool, s->h, s->x, L->mlp_norm, n, D, c->norm_eps);
     gated_mlp(s, &L->wi_0, &L->wi_1, &L->wff, n);
-    add_rows(s->x, s->h, (size_t)n * D);
+    rows_add(s->pool, s->x, s->h, n, D);
 }
 
 int pix2struct_decode(const Pix2Struct *m, Pix2StructState *s, const int *tokens, int n, int pos, float *all_logits,
@@ -440,11 +436,11 @@ int pix2struct_decode(const Pix2Struct *m, Pix2StructState *s, const int *tokens
     fill_position_bias(m, s, n, pos);
     for (int l = 0; l < c->n_layers; l++) decoder_layer(m, s, l, n, pos);
     if (all_logits) {
-        norm_rows(s->h, s->x, w->dec_norm, n, (int)D, c->norm_eps);
+        rows_rmsnorm(s->pool, s->h, s->x, w->dec_norm, n, (int)D, c->norm_eps);
         mm(s, all_logits, s->h, n, &w->lm_head);
         memcpy(s->logits, all_logits + (size_t)(n - 1) * V, V * sizeof(float));
     } else {
-        norm_rows(s->h, s->x + (size_t)(n - 1) * D, w->dec_norm, 1, (int)D, c->norm_eps);
+        rows_rmsnorm(s->pool, s->h, s->x + (size_t)(n - 1) * D, w->dec_norm, 1, (int)D, c->norm_eps);
         mm(s, s->logits, s->h, 1, &w->lm_head);
     }
     return 0;

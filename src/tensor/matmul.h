@@ -65,6 +65,7 @@ void softmax_avx2(float *x, long n);
  * Pix2Struct chart runs 50 M tanh, a quarter second with libm's. */
 void swiglu_avx2(float *gate, const float *up, long n);
 void quick_gelu_avx2(float *x, long n);
+void gelu_erf_avx2(float *x, long n);
 void gelu_tanh_avx2(float *x, long n);
 /* dot(a, b) and y += s * x over n floats, for attention's short rows. */
 float dot_f32_avx2(const float *a, const float *b, long n);
