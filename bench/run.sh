@@ -68,6 +68,14 @@ for dt in f32 f16; do
         t=$((t + 1))
     done
 done
+# Q8_0: GIT checkpoints are float only, so the F32 folder requantized at load.
+t=1
+while [ "$t" -le "$NPROC" ]; do
+    echo "== git-base-f32 --quantize q8_0 caption, $t thread(s)"
+    "$VMED" bench --model "$DIR/git-base-f32" --image "$IMG" -t "$t" -n 20 -r 5 --quantize q8_0 --json |
+        tee -a "$OUT/caption.jsonl"
+    t=$((t + 1))
+done
 PY=${VMED_BENCH_PYTHON:-}
 if [ "${VMED_BENCH_TORCH:-1}" != 0 ] && [ -z "$PY" ]; then
     if [ ! -x "$BUILD/bench-venv/bin/python" ] || ! "$BUILD/bench-venv/bin/python" -c "import torch, torchvision, transformers, PIL" 2>/dev/null; then
@@ -126,16 +134,15 @@ for line in open(sys.argv[2]):
     r = json.loads(line)
     t = r["threads"]
     wb = r["weight_bytes_per_token"]
-    esz = {"F32": 4, "F16": 2, "BF16": 2}.get(r["dtype"], 4)
-    flops_tok = 2 * wb / esz          # two flops per weight (attention ignored)
-    gflops = r["pp_tps"] * flops_tok / 1e9
+    gflops = r["pp_tps"] * r["pp_flops_per_token"] / 1e9   # layers, causal attention, LM head once
     gbs = r["tg_tps"] * wb / 1e9
     ceil = bw.get(t, 0) * 1e9 / wb if t in bw else 0
     pk = peak.get(t, 0)
     name = r["model"].rstrip("/").split("/")[-1]
     print(f"{name:<16}{t:>4}{r['pp_tps']:>9.2f} ± {r['pp_sd']:<5.2f}{gflops:>8.1f}{100*gflops/pk if pk else 0:>7.0f}%"
           f"{r['tg_tps']:>9.2f} ± {r['tg_sd']:<5.2f}{gbs:>6.1f}{100*gbs/bw.get(t,1e9):>6.0f}%{ceil:>9.2f}{r['peak_rss_bytes']/1e9:>8.2f}")
-print("ceiling = measured bandwidth / weight bytes per token (tokens/s); % peak = prefill GFLOP/s / measured FMA peak")
+print("ceiling = measured bandwidth / weight bytes per token (tokens/s); % peak = prefill GFLOP/s / measured FMA peak,")
+print("prefill flops counted as vmed bench reports them: 2 per layer weight, causal attention, the LM head once")
 def race(title, key, ours, theirs):
     """vmed's latency rows against PyTorch's for the same thread count."""
     ref = {}
@@ -147,13 +154,14 @@ def race(title, key, ours, theirs):
     for line in open(ours):
         r = json.loads(line)
         name = r["model"].rstrip("/").split("/")[-1]
+        if r.get("dtype") == "Q8_0": name += " --quantize q8_0"
         t = ref.get(r["threads"])
         cell = f"{t[key + '_s']:.3f} ± {t[key + '_sd']:.3f}" if t else "-"
         ratio = f"{r[key + '_s'] / t[key + '_s']:.2f}x" if t else "-"
         print(f"{name:<52}{r['threads']:>4}{r[key + '_s']:>9.3f} ± {r[key + '_sd']:<5.3f}{cell:>16}{ratio:>14}")
     if ref:
         v = next(iter(ref.values()))
-        print(f"PyTorch: torch {v['torch']}, transformers {v['transformers']}, F32 (F16 rows are against it too)")
+        print(f"PyTorch: torch {v['torch']}, transformers {v['transformers']}, F32 (the F16 and Q8_0 rows are against it too)")
 
 
 race("caption (load+preprocess+encode+20 tokens)", "caption", sys.argv[3], sys.argv[4])

@@ -24,8 +24,9 @@ static const char BENCH_HELP[] =
     "positions (default P + N + 1). Prints tokens/s as mean and\n"
     "standard deviation over R repetitions, peak resident memory, the weight\n"
     "bytes one decoded token reads with the bandwidth that implies, the load time\n"
-    "and the time to first token (load, run state, one decoded token; that token\n"
-    "is also the warm-up, untimed in pp and tg).\n"
+    "and the time to first token (load, run state, one decoded token). As\n"
+    "llama-bench, one untimed prompt warms up before the repetitions, which share\n"
+    "one run state.\n"
     "GIT (--image): image-to-caption latency: decode the file, preprocess, encode,\n"
     "and N greedy tokens (EOS ignored, so every run makes N); --quantize q8_0\n"
     "requantizes its matrices at load, as vmed caption --quantize does.\n"
@@ -331,12 +332,19 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const
         llama_state_free(&s);
         if (rc) rc = cli_fail(cmd, err.msg);
     }
-    for (long r = 0; r < reps && !rc; r++) {
-        LlamaState s;
-        if (llama_state_new(&s, &m, (int)ctx, (int)(pp < o->batch ? (pp > 0 ? pp : 1) : o->batch), pool, &err)) {
+    /* One run state for every repetition, as llama-bench keeps one context
+     * per test, and its warm-up too: the prompt once, untimed, so that no
+     * repetition pays for first-touch page faults in the activations. */
+    LlamaState s;
+    int have_state = 0;
+    if (!rc) {
+        if (llama_state_new(&s, &m, (int)ctx, (int)(pp < o->batch ? (pp > 0 ? pp : 1) : o->batch), pool, &err))
             rc = cli_fail(cmd, err.msg);
-            break;
-        }
+        else
+            have_state = 1;
+    }
+    if (!rc && pp > 0 && llama_forward(&m, &s, tokens, (int)pp, 0, NULL, &err)) rc = cli_fail(cmd, err.msg);
+    for (long r = 0; r < reps && !rc; r++) {
         if (pp > 0) {
             double a = now_s();
             rc = llama_forward(&m, &s, tokens, (int)pp, 0, NULL, &err);
@@ -351,9 +359,9 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const
             }
             tg_tps[r] = (double)tg / (now_s() - a);
         }
-        llama_state_free(&s);
         if (rc) rc = cli_fail(cmd, err.msg);
     }
+    if (have_state) llama_state_free(&s);
     if (!rc) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -363,13 +371,22 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const
         mean_sd(pp_tps, (int)reps, &pm, &ps);
         mean_sd(tg_tps, (int)reps, &tm, &ts);
         const char *dt = dtype_name(m.weights.layers[0].wq.dtype);
+        /* The work of one prompt token in pp: two flops per weight of the
+         * layers, the causal attention over (pp + 1) / 2 positions on
+         * average (q.k and p.v), and a pp-th of the LM head, which only the
+         * last prompt token goes through. */
+        double q_dim = (double)c->n_heads * c->head_dim, kv_dim = (double)c->n_kv_heads * c->head_dim;
+        double layer_w = c->dim * (2 * q_dim + 2 * kv_dim) + 3.0 * c->dim * c->hidden_dim;
+        double pp_flops = pp > 0 ? c->n_layers * (2 * layer_w + 4 * q_dim * (pp + 1) / 2.0) +
+                                       2.0 * c->vocab_size * c->dim / (double)pp
+                                 : 0;
         if (json) {
             printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"pp\": %ld, "
                    "\"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                    "\"weight_bytes_per_token\": %.0f, \"peak_rss_bytes\": %.0f, \"load_s\": %.3f, "
-                   "\"first_token_s\": %.3f, \"batch\": %ld, \"ctx\": %ld}\n",
+                   "\"first_token_s\": %.3f, \"batch\": %ld, \"ctx\": %ld, \"pp_flops_per_token\": %.0f}\n",
                    dir, dt, threads, kernel_name(kernel_best()), pp, pm, ps, tg, tm, ts, wbytes, rss_gb * 1e9,
-                   load_s, first_s, o->batch, ctx);
+                   load_s, first_s, o->batch, ctx, pp_flops);
         } else {
             printf("model %s: %s, dim %d, %d layers, vocab %d; %ld threads, %s kernels\n", dir, dt, c->dim,
                    c->n_layers, c->vocab_size, threads, kernel_name(kernel_best()));
