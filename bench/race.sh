@@ -13,7 +13,7 @@
 #                     the same file, so either is fair).
 #   VMED_BENCH_RACE_134M, VMED_BENCH_RACE_7B  the types raced for each shape
 #                     (defaults "F16 Q8_0 Q4_0" and "Q4_0 Q8_0 Q4_K_M"; empty
-#                     skips the shape: a 7B type takes ~10 minutes on 2 cores)
+#                     skips the shape: a 7B type takes ~15 minutes on 2 cores)
 #   VMED_BENCH_7B=0   skip LLaMA-7B (it needs 30 GB of free disk while the
 #                     files are made, 44 GB without BENCH_DIR's 7B folder;
 #                     16 GB stay)

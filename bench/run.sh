@@ -151,8 +151,10 @@ def race(title, key, ours, theirs):
         ref[r["threads"]] = r
     print()
     print(f"{title:<52}{'thr':>4}{'vmed s':>16}{'PyTorch s':>16}{'vmed/PyTorch':>14}")
+    others = False
     for line in open(ours):
         r = json.loads(line)
+        others = others or r.get("dtype", "F32") != "F32"
         name = r["model"].rstrip("/").split("/")[-1]
         if r.get("dtype") == "Q8_0": name += " --quantize q8_0"
         t = ref.get(r["threads"])
@@ -161,7 +163,8 @@ def race(title, key, ours, theirs):
         print(f"{name:<52}{r['threads']:>4}{r[key + '_s']:>9.3f} ± {r[key + '_sd']:<5.3f}{cell:>16}{ratio:>14}")
     if ref:
         v = next(iter(ref.values()))
-        print(f"PyTorch: torch {v['torch']}, transformers {v['transformers']}, F32 (the F16 and Q8_0 rows are against it too)")
+        print(f"PyTorch: torch {v['torch']}, transformers {v['transformers']}, F32" +
+              (" (the other rows are against it too)" if others else ""))
 
 
 race("caption (load+preprocess+encode+20 tokens)", "caption", sys.argv[3], sys.argv[4])
