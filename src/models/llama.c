@@ -190,7 +190,7 @@ typedef struct {
     int layer, pos;
 } ChunkRows;
 
-static void rows_attn_norm(void *ctx, long lo, long hi) {
+static void chunk_attn_norm(void *ctx, long lo, long hi) {
     const ChunkRows *R = ctx;
     int dim = R->m->config.dim;
     for (long t = lo; t < hi; t++)
@@ -198,7 +198,7 @@ static void rows_attn_norm(void *ctx, long lo, long hi) {
 }
 
 /* Rotates q and k and appends k and v to the layer's caches. */
-static void rows_rope(void *ctx, long lo, long hi) {
+static void chunk_rope(void *ctx, long lo, long hi) {
     const ChunkRows *R = ctx;
     const LlamaConfig *c = &R->m->config;
     LlamaState *s = R->s;
@@ -216,7 +216,7 @@ static void rows_rope(void *ctx, long lo, long hi) {
 }
 
 /* The attention block's residual, then the feed-forward's norm. */
-static void rows_add_ffn_norm(void *ctx, long lo, long hi) {
+static void chunk_add_ffn_norm(void *ctx, long lo, long hi) {
     const ChunkRows *R = ctx;
     int dim = R->m->config.dim;
     for (long t = lo; t < hi; t++) {
@@ -227,14 +227,14 @@ static void rows_add_ffn_norm(void *ctx, long lo, long hi) {
     }
 }
 
-static void rows_swiglu(void *ctx, long lo, long hi) {
+static void chunk_swiglu(void *ctx, long lo, long hi) {
     const ChunkRows *R = ctx;
     long h = R->m->config.hidden_dim;
     if (R->s->kernel == KERNEL_AVX2) swiglu_avx2(R->s->hb + lo * h, R->s->hb2 + lo * h, (hi - lo) * h);
     else swiglu(R->s->hb + lo * h, R->s->hb2 + lo * h, (hi - lo) * h);
 }
 
-static void rows_add(void *ctx, long lo, long hi) {
+static void chunk_residual(void *ctx, long lo, long hi) {
     const ChunkRows *R = ctx;
     int dim = R->m->config.dim;
     for (long i = lo * dim; i < hi * dim; i++) R->s->x[i] += R->s->xb[i];
@@ -254,11 +254,11 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     for (int l = 0; l < c->n_layers; l++) {
         const LlamaLayer *L = &w->layers[l];
         ChunkRows R = {m, s, L, l, pos};
-        pool_for(s->pool, n, rows_attn_norm, &R);
+        pool_for(s->pool, n, chunk_attn_norm, &R);
         linear(m, s, l, LORA_Q, s->q, s->xb, n, &L->wq);
         linear(m, s, l, LORA_K, s->k, s->xb, n, &L->wk);
         linear(m, s, l, LORA_V, s->v, s->xb, n, &L->wv);
-        pool_for(s->pool, n, rows_rope, &R);
+        pool_for(s->pool, n, chunk_rope, &R);
         Attention att = {
             .q = s->q, .q_stride = (long)q_dim,
             .k = s->key_cache + (size_t)l * s->n_ctx * kv_dim, .v = s->value_cache + (size_t)l * s->n_ctx * kv_dim,
@@ -269,12 +269,12 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
         };
         attention(s->pool, &att);
         linear(m, s, l, LORA_O, s->xb, s->xb2, n, &L->wo);
-        pool_for(s->pool, n, rows_add_ffn_norm, &R);
+        pool_for(s->pool, n, chunk_add_ffn_norm, &R);
         linear(m, s, l, LORA_GATE, s->hb, s->xb, n, &L->w_gate);
         linear(m, s, l, LORA_UP, s->hb2, s->xb, n, &L->w_up);
-        pool_for(s->pool, n, rows_swiglu, &R);
+        pool_for(s->pool, n, chunk_swiglu, &R);
         linear(m, s, l, LORA_DOWN, s->xb, s->hb, n, &L->w_down);
-        pool_for(s->pool, n, rows_add, &R);
+        pool_for(s->pool, n, chunk_residual, &R);
     }
 
     /* Only the rows whose logits are wanted go through the final norm and
