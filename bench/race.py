@@ -13,8 +13,13 @@ per call, recorded as JSON lines, and the table.
       time to first token: vmed's own figure (load, run state, one decoded
       token) or, for llama-bench -p 0 -n 1 --no-warmup, the process's wall
       time (start, load, context, one token, exit).
+  race.py peak OUT.jsonl MODEL TYPE FILE -- COMMAND...
+      peak resident memory of `vmed bench -p CTX-1 -n 0 --json` (a context
+      filled by a prompt) against the issue's bound: the file's size + the
+      KV cache + 5%.
   race.py table LIMITS RACE.jsonl FIRST.jsonl FILES_DIR
-      prints the race table.
+      prints the race table (and the peak lines from race_peak.jsonl beside
+      FIRST.jsonl).
 """
 import json
 import os
@@ -100,6 +105,32 @@ def cmd_first(argv):
         row.update(first_token_s=wall)
     print(f"   {engine:<9} {model} {typ}: first token after {row['first_token_s']:.2f} s (process {wall:.2f} s)")
     append(out, row)
+    return 0
+
+
+def peak_line(r):
+    base = r["file_bytes"] + r["kv_cache_bytes"]
+    over = r["peak_rss_bytes"] / base - 1
+    return (f"{r['model'] + ' ' + r['type']:<20}{r['ctx']:>6}{r['peak_rss_bytes'] / 1e9:>9.2f}"
+            f"{r['file_bytes'] / 1e9:>9.2f}{r['kv_cache_bytes'] / 1e9:>9.2f}{100 * over:>+9.1f}%")
+
+
+PEAK_HEAD = f"{'peak memory, vmed':<20}{'ctx':>6}{'peak GB':>9}{'file GB':>9}{'KV GB':>9}{'over':>10}"
+
+
+def cmd_peak(argv):
+    out, model, typ, path = argv[:4]
+    cmd = argv[argv.index("--") + 1:]
+    rc, so, se, rss, _ = run_child(cmd)
+    if rc != 0:
+        print(f"   vmed: failed: {(se.strip().splitlines() or ['exit status %d' % rc])[-1]}")
+        return 0
+    r = json.loads(so.strip().splitlines()[-1])
+    row = {"model": model, "type": typ, "ctx": r["ctx"], "peak_rss_bytes": rss,
+           "file_bytes": os.path.getsize(path), "kv_cache_bytes": r["kv_cache_bytes"]}
+    append(out, row)
+    print("   " + PEAK_HEAD)
+    print("   " + peak_line(row))
     return 0
 
 
@@ -264,9 +295,18 @@ def cmd_table(argv):
             print(f"{m + ' ' + typ:<30}{vc:>10}{vl:>10}{lc:>13}")
         print("vmed: load + run state + one decoded token, in the process; llama.cpp: wall time of")
         print("llama-bench -p 0 -n 1 -r 1 --no-warmup (process start to exit); both after a run that warmed the page cache")
+    peak = os.path.join(os.path.dirname(first), "race_peak.jsonl")
+    peaks = [json.loads(l) for l in open(peak)] if os.path.exists(peak) else []
+    if peaks:
+        print()
+        print(PEAK_HEAD)
+        for r in peaks:
+            print(peak_line(r))
+        print("a context of ctx positions filled by a ctx-1 token prompt; over = peak / (file + KV cache) - 1")
+        print("(the issue's bound for 7B Q4_0 at 2048: +5%)")
     return 0
 
 
 if __name__ == "__main__":
     verb, args = sys.argv[1], sys.argv[2:]
-    sys.exit({"run": cmd_run, "first": cmd_first, "table": cmd_table}[verb](args))
+    sys.exit({"run": cmd_run, "first": cmd_first, "peak": cmd_peak, "table": cmd_table}[verb](args))

@@ -23,6 +23,9 @@
 #   VMED_BENCH_RACE_THREADS  thread counts (default "1 2")
 #   VMED_BENCH_DIR    the other benchmarks' models (default BUILD/bench-models):
 #                     its llama-7b-f16 folder is the 7B source when present
+#   VMED_BENCH_PEAK_CTX  the context at which vmed's peak memory is measured
+#                     on the 134M Q4_0 and 7B Q4_0 files (default 2048, the
+#                     issue's; 0 skips it: the 7B run takes ~7 minutes)
 # Files are cached in BUILD/bench; results in BUILD/bench-results/race*.jsonl.
 set -e
 BUILD=${1:-build}
@@ -37,6 +40,8 @@ PY="python3 bench/race.py"
 mkdir -p "$FILES" "$OUT"
 : > "$OUT/race.jsonl"
 : > "$OUT/race_first.jsonl"
+: > "$OUT/race_peak.jsonl"
+PEAK_CTX=${VMED_BENCH_PEAK_CTX:-2048}
 if [ -z "$LIMITS" ]; then
     LIMITS=$OUT/limits.txt
     echo "== machine limits"
@@ -138,6 +143,15 @@ first() {
         "$LB" -m "$3" -t "$TMAX" -p 0 -n 1 -r 1 --no-warmup -o json
 }
 
+# peak NAME TYPE FILE: vmed's peak resident memory with a context of PEAK_CTX
+# filled by a prompt, against the file + KV cache
+peak() {
+    [ -f "$3" ] && [ "$PEAK_CTX" != 0 ] || return 0
+    echo "== peak memory, $1 $2, context $PEAK_CTX, $TMAX thread(s)"
+    $PY peak "$OUT/race_peak.jsonl" "$1" "$2" "$3" -- \
+        "$VMED" bench --model "$3" -t "$TMAX" -p "$((PEAK_CTX - 1))" -n 0 -r 1 --json
+}
+
 # ~134M: F16, Q8_0 and Q4_0 from one synth folder (kept: 270 MB)
 T134=${VMED_BENCH_RACE_134M-F16 Q8_0 Q4_0}
 if [ -n "$T134" ]; then
@@ -149,6 +163,7 @@ if [ -n "$T134" ]; then
         [ "$ty" = F16 ] || make_file "$S" "$F16" "$ty" "$FILES/llama-134m-$(lower $ty).gguf" || true
         race llama-134m "$ty" "${VMED_BENCH_REPS:-3}"
         first llama-134m "$ty" "$FILES/llama-134m-$(lower $ty).gguf"
+        [ "$ty" != Q4_0 ] || peak llama-134m Q4_0 "$FILES/llama-134m-q4_0.gguf"
     done
 fi
 
@@ -180,6 +195,7 @@ if [ "${VMED_BENCH_7B:-1}" != 0 ] && [ -n "$T7B" ]; then
         case " $todo " in *" $ty "*) make_file "$S" "$F16" "$ty" "$f" || true ;; esac
         race llama-7b "$ty" "${VMED_BENCH_REPS:-1}"
         first llama-7b "$ty" "$f"
+        [ "$ty" != Q4_0 ] || peak llama-7b Q4_0 "$f"
     done
     # a quantized file made by llama-quantize leaves the F16 GGUF, which vmed computes with
     first llama-7b F16 "$F16"

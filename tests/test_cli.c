@@ -215,9 +215,10 @@ static void t_cli_bench_options(void) {
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "bench: %s", errout);
     /* tiny: dim 64, 4 heads, ffn 176, 2 layers, vocab 1640. Per prompt token:
      * 2 layers x (2 x 50176 weights + 4 x 64 x (8 + 1) / 2 attention) + the
-     * LM head's 2 x 1640 x 64 shared by the 8 tokens = 229248 flops. */
+     * LM head's 2 x 1640 x 64 shared by the 8 tokens = 229248 flops. The KV
+     * cache: 2 x 2 layers x 64 positions x 64 x 4 bytes = 65536. */
     CHECK(strstr(out, "\"threads\": 2,") && strstr(out, "\"pp\": 8,") && strstr(out, "\"tg\": 4,") &&
-              strstr(out, "\"batch\": 3, \"ctx\": 64, \"pp_flops_per_token\": 229248}"),
+              strstr(out, "\"batch\": 3, \"ctx\": 64, \"pp_flops_per_token\": 229248, \"kv_cache_bytes\": 65536}"),
           "json: %s", out);
     snprintf(args, sizeof args, "bench --model '%s' -p 100 -n 10 -c 50", dir);
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&

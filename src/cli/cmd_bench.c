@@ -384,9 +384,10 @@ static int bench_llama(const char *cmd, const char *dir, ThreadPool *pool, const
             printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"pp\": %ld, "
                    "\"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                    "\"weight_bytes_per_token\": %.0f, \"peak_rss_bytes\": %.0f, \"load_s\": %.3f, "
-                   "\"first_token_s\": %.3f, \"batch\": %ld, \"ctx\": %ld, \"pp_flops_per_token\": %.0f}\n",
+                   "\"first_token_s\": %.3f, \"batch\": %ld, \"ctx\": %ld, \"pp_flops_per_token\": %.0f, "
+                   "\"kv_cache_bytes\": %.0f}\n",
                    dir, dt, threads, kernel_name(kernel_best()), pp, pm, ps, tg, tm, ts, wbytes, rss_gb * 1e9,
-                   load_s, first_s, o->batch, ctx, pp_flops);
+                   load_s, first_s, o->batch, ctx, pp_flops, 2.0 * c->n_layers * (double)ctx * kv_dim * sizeof(float));
         } else {
             printf("model %s: %s, dim %d, %d layers, vocab %d; %ld threads, %s kernels\n", dir, dt, c->dim,
                    c->n_layers, c->vocab_size, threads, kernel_name(kernel_best()));
