@@ -416,6 +416,16 @@ static void t_cli_ask_image_shows_every_step(void) {
     CHECK(strstr(out, "### Instruction:\nWhat is seen?\n\n### Input:\ntumors iihf blending"), "prompt: %s", out);
     CHECK(strstr(out, "--- timings: load llm ") && strstr(out, "| expert med-git load "), "timings: %s", out);
     CHECK(strstr(errout, "not medical advice"), "no disclaimer: %s", errout);
+    /* Med-GIT requantized to Q8_0: on this image its caption is the float one */
+    snprintf(args, sizeof args,
+             "ask --llm '%s' --med-git '%s' --med-git-quantize q8_0 --expert med-git --image '%s' --show-steps "
+             "--greedy -n 2 -t 2 'What is seen?'", llm, git, radio);
+    rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    CHECK(rc == 0 && strstr(out, want), "--med-git-quantize q8_0: exit %d: %s %s", rc, out, errout);
+    snprintf(args, sizeof args, "ask --llm '%s' --med-git-quantize q4_0 'What is seen?'", llm);
+    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
+              strstr(errout, "vmed ask: --med-git-quantize takes q8_0, not 'q4_0'"),
+          "--med-git-quantize q4_0: %s", errout);
     /* --expert none: the image is given but unread */
     snprintf(args, sizeof args, "ask --llm '%s' --expert none --image '%s' --show-steps --greedy -n 2 'What is seen?'",
              llm, radio);

@@ -24,6 +24,8 @@ static const char ASK_OPTIONS_HELP[] =
     "  --med-git DIR             the Med-GIT captioner for radiology images\n"
     "  --deplot DIR              the DePlot chart-to-table model\n"
     "                            (experts default to the models directory's folders)\n"
+    "  --med-git-quantize q8_0   requantize Med-GIT's matrices to Q8_0 at load (as\n"
+    "                            vmed caption --quantize)\n"
     "  --router FILE             the image router (default: the shipped one)\n"
     "  --expert NAME|none        skip the router: med-git, deplot, or none\n"
     "  --show-steps              print the route, the expert's text, the prompt and\n"
@@ -75,6 +77,16 @@ static int ask_flags_parse(AskFlags *f, const char *cmd, int argc, char **argv, 
     }
     if (strcmp(a, "--show-steps") == 0) {
         f->show_steps = 1;
+        return 1;
+    }
+    if (strcmp(a, "--med-git-quantize") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        if (!v) return -1;
+        if (strcmp(v, "q8_0") != 0) {
+            cli_usage_error(cmd, "--med-git-quantize takes q8_0, not '%s'", v);
+            return -1;
+        }
+        f->cfg.expert_options.q8_0 = 1;
         return 1;
     }
     int r = expert_dir_flag(f, cmd, argc, argv, i);
