@@ -8,8 +8,8 @@
 /* Inner-dimension chunk of the prefill kernel: every chunk after the first
  * adds its partial tile into y, so fewer chunks mean fewer passes over y.
  * A 2048 x 16 panel chunk (128 KB) is reused by every activation row from
- * L2; on Zen 3 a 134M prefill ran 386 tokens/s with 512-deep chunks (32 KB,
- * L1) and 440 with 1024 or 2048, 355 with 256. */
+ * L2; on Zen 3 a 134M prefill ran 419-427 tokens/s with 512-deep chunks
+ * (32 KB, L1) and 437-444 with 1024 or 2048. */
 #define KC 2048
 
 static inline __m256 load8(const void *w, DType dt, long i) {
