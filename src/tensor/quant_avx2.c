@@ -226,19 +226,6 @@ static void scales_mins_k4(const uint8_t s[12], uint8_t sc[8], uint8_t m[8]) {
     }
 }
 
-/* sum over the 8 sub-blocks of m[j] * (sum of their 32 activations). */
-static inline int32_t mins_dot(const uint8_t m[8], const int16_t bsums[16]) {
-    int32_t s = 0;
-    for (int j = 0; j < 8; j++) s += m[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-    return s;
-}
-
-/* The 32-bit lane sums of sc * dot(q, a) for one 32-value sub-block. */
-static inline __m256i scaled_dot(__m256i q, const int8_t *a, int sc) {
-    __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)a));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16((short)sc));
-}
-
 /* The 8 scales (low 128 bits, 16 bits each) and the 8 mins (high 128) of a
  * Q4_K block, unpacked from their 12 bytes with a few 32-bit masks as ggml
  * does. */
@@ -357,28 +344,41 @@ static void matvec_q4_K(float *y, const uint8_t *w, size_t row_bytes, long rows,
     for (; j < rows; j++) y[j] = dot_q4_K((const BlockQ4_K *)(w + (size_t)j * row_bytes), a, nb);
 }
 
+/* Q5_K: Q4_K's scales, mins and nibbles, plus a fifth bit per value in qh
+ * (bit 2c of qh[j] for value j of chunk c's low half, bit 2c+1 for its high
+ * half), moved to bit 4 of each code before the products. */
 static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
+    const __m256i low = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m256i low = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        uint8_t sc[8], m[8];
-        scales_mins_k4(w[i].scales, sc, m);
+        const __m256i sc_m = k4_scales_mins(w[i].scales);
+        const float da = a[i].d;
+        __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sc_m, 1), k_bsums8(&a[i]));
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(h2f(w[i].dmin) * da), _mm_cvtepi32_ps(mins), acc_m);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc_m));
         __m256i hb = _mm256_loadu_si256((const __m256i *)w[i].qh);
         __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
+            const __m256i shl = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c)));
+            const __m256i shh = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1)));
             __m256i v = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
-            __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one);
-            __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low), _mm256_slli_epi16(h0, 4));
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), _mm256_slli_epi16(h1, 4));
-            isum = _mm256_add_epi32(isum, scaled_dot(lo, a[i].qs + 64 * c, sc[2 * c]));
-            isum = _mm256_add_epi32(isum, scaled_dot(hi, a[i].qs + 64 * c + 32, sc[2 * c + 1]));
+            /* bit 2c of each qh byte to bit 4, then bit 2c+1 */
+            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4);
+            __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4);
+            hb = _mm256_srli_epi16(hb, 2);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), h1);
+            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c)));
+            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, shl)),
+                                                           _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, shh))));
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc);
-        corr += h2f(w[i].dmin) * a[i].d * (float)mins_dot(m, a[i].bsums);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * da), acc);
     }
-    return hsum_ps(acc) - corr;
+    __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return hsum_ps(acc) - _mm_cvtss_f32(m);
 }
 
 /* Q6_K: 16 sub-blocks of 16, each 32-value group spans two, so its 16-bit
