@@ -104,8 +104,8 @@ static void rows4_q4_0(float *y, const uint8_t *w, size_t row_bytes, const Quant
      * (a large matrix, one pass) as fast as a single sequential stream. */
     const uint8_t *next = w + 4 * row_bytes;
     for (int64_t i = 0; i < nb; i++) {
-        _mm_prefetch((const char *)(next + 72 * i + 0), _MM_HINT_T0);
-        _mm_prefetch((const char *)(next + 72 * i + 64), _MM_HINT_T0);
+        const char *p = (const char *)(next + 4 * sizeof(BlockQ4_0) * (size_t)i); /* 4 blocks of it per step */
+        _mm_prefetch(p, _MM_HINT_T0), _mm_prefetch(p + 64, _MM_HINT_T0);
         __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs);
         __m256i off8 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)a[i].lane_sums), 3);
         __m256 da = _mm256_broadcast_ss(&a[i].d);
@@ -180,15 +180,11 @@ static void rows4_q8_0(float *y, const uint8_t *w, size_t row_bytes, const Quant
                     *w2 = (const BlockQ8_0 *)(w + 2 * row_bytes), *w3 = (const BlockQ8_0 *)(w + 3 * row_bytes);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
            acc3 = _mm256_setzero_ps();
-    /* The four rows are four short streams that the hardware prefetcher
-     * has to find again every group; fetching the next group's bytes at
-     * the pace this group consumes its own keeps a memory-bound product
-     * (a large matrix, one pass) as fast as a single sequential stream. */
+    /* the next group prefetched as in rows4_q4_0: 4 blocks of it per step */
     const uint8_t *next = w + 4 * row_bytes;
     for (int64_t i = 0; i < nb; i++) {
-        _mm_prefetch((const char *)(next + 136 * i + 0), _MM_HINT_T0);
-        _mm_prefetch((const char *)(next + 136 * i + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(next + 136 * i + 128), _MM_HINT_T0);
+        const char *p = (const char *)(next + 4 * sizeof(BlockQ8_0) * (size_t)i);
+        _mm_prefetch(p, _MM_HINT_T0), _mm_prefetch(p + 64, _MM_HINT_T0), _mm_prefetch(p + 128, _MM_HINT_T0);
         __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs);
         __m256 da = _mm256_broadcast_ss(&a[i].d);
         __m256 sc[4];
