@@ -10,6 +10,7 @@
 
 #include "base/threads.h"
 #include "formats/safetensors.h"
+#include "generate/generate.h"
 #include "test.h"
 
 void suite_base(void);
@@ -213,6 +214,45 @@ float max_abs(const float *a, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (fabsf(a[i]) > m) m = fabsf(a[i]);
     return m;
+}
+
+int test_llama_greedy_cases(const Llama *m, const cJSON *generations, int n_threads, char *msg, size_t cap) {
+    int n_cases = 0;
+    const cJSON *g;
+    msg[0] = 0;
+    cJSON_ArrayForEach(g, generations) {
+        int prompt[512], want[256], got[256], n_got = 0;
+        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
+        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
+        Error err;
+        LlamaState s;
+        int rc = llama_state_new(&s, m, 256, 32, test_pool(n_threads), &err);
+        if (!rc) {
+            LlamaDecoder ld;
+            Decoder d = llama_decoder(&ld, m, &s, 1);
+            GenerateOptions o = generate_defaults();
+            o.sampling.greedy = 1;
+            o.max_new_tokens = 32;
+            o.eos_id = m->config.eos_id;
+            rc = generate(&d, prompt, np, &o, got, &n_got, &err);
+            llama_state_free(&s);
+        }
+        if (rc) {
+            snprintf(msg, cap, "case %d: %s", n_cases, err.msg);
+            return -1;
+        }
+        if (n_got != nw) {
+            snprintf(msg, cap, "case %d: %d new ids, HF made %d", n_cases, n_got, nw);
+            return -1;
+        }
+        for (int i = 0; i < nw; i++)
+            if (got[i] != want[i]) {
+                snprintf(msg, cap, "case %d: id %d is %d, HF %d", n_cases, i, got[i], want[i]);
+                return -1;
+            }
+        n_cases++;
+    }
+    return n_cases;
 }
 
 int ref_close_to(const float *got, const StTensor *ref, float *diff, float *bound) {

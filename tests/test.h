@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "formats/safetensors.h"
+#include "models/llama.h"
 
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -55,6 +56,13 @@ int test_vmed(const char *args, char *out, size_t cap, char *errout, size_t ecap
 /* The numbers of a JSON array as ints, at most cap of them stored; returns
  * how many the array holds. */
 int test_json_ints(const cJSON *a, int *out, int cap);
+
+/* The fixtures' "generations" cases (input_ids, new_ids) run through
+ * greedy generate() on m (up to 32 new tokens, the model's EOS, a context
+ * of 256) with n_threads: returns how many cases matched HF's new ids id
+ * for id, or -1 with msg saying which case and id differed, or why
+ * generation failed. */
+int test_llama_greedy_cases(const Llama *m, const cJSON *generations, int n_threads, char *msg, size_t cap);
 
 /* Copies the F32 LLaMA folder src_dir (config and model.safetensors) into
  * dir with its weights stored as dt (F16 or BF16), or, with rounded, rounded

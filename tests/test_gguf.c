@@ -640,36 +640,11 @@ static void check_gguf_greedy(const char *model_rel, const char *type) {
     Llama m;
     if (llama_load(&m, path, &err)) cJSON_Delete(root);
     CHECK(m.gguf, "%s", err.msg);
-    int n_cases = 0, bad = -1, at = 0, got_id = 0, want_id = 0;
-    const cJSON *g;
-    cJSON_ArrayForEach(g, cJSON_GetObjectItem(root, "generations")) {
-        int prompt[512], want[256], got[256], n_got = 0;
-        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
-        LlamaState s;
-        int rc = llama_state_new(&s, &m, 256, 32, test_pool(2), &err);
-        if (!rc) {
-            LlamaDecoder ld;
-            Decoder d = llama_decoder(&ld, &m, &s, 1);
-            GenerateOptions o = generate_defaults();
-            o.sampling.greedy = 1;
-            o.max_new_tokens = 32;
-            o.eos_id = m.config.eos_id;
-            rc = generate(&d, prompt, np, &o, got, &n_got, &err);
-            llama_state_free(&s);
-        }
-        if (rc) {
-            bad = n_cases;
-            break;
-        }
-        for (int i = 0; i < nw && bad < 0; i++)
-            if (i >= n_got || got[i] != want[i]) bad = n_cases, at = i, got_id = i < n_got ? got[i] : -1, want_id = want[i];
-        if (n_got != nw && bad < 0) bad = n_cases, at = n_got;
-        n_cases++;
-    }
+    char msg[300];
+    int n_cases = test_llama_greedy_cases(&m, cJSON_GetObjectItem(root, "generations"), 2, msg, sizeof msg);
     cJSON_Delete(root);
     llama_free(&m);
-    CHECK(bad < 0, "%s %s case %d: id %d is %d, HF %d (%s)", model_rel, type, bad, at, got_id, want_id, err.msg);
+    CHECK(n_cases >= 0, "%s %s %s", model_rel, type, msg);
     CHECK(n_cases == 2, "expected 2 generation cases, found %d", n_cases);
 }
 

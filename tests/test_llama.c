@@ -87,32 +87,12 @@ static void check_greedy(const char *model_rel, int n_threads) {
     CHECK(json_load_file(&root, gen_path, 1 << 22, &err) == 0, "%s", err.msg);
     Llama m;
     CHECK(llama_load(&m, dir, &err) == 0, "%s", err.msg);
-    const cJSON *gens = cJSON_GetObjectItem(root, "generations");
-    int n_cases = 0;
-    const cJSON *g;
-    cJSON_ArrayForEach(g, gens) {
-        int prompt[512], want[256], got[256];
-        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
-        LlamaState s;
-        CHECK(llama_state_new(&s, &m, 256, 32, test_pool(n_threads), &err) == 0, "%s", err.msg);
-        LlamaDecoder ld;
-        Decoder d = llama_decoder(&ld, &m, &s, 1);
-        GenerateOptions o = generate_defaults();
-        o.sampling.greedy = 1;
-        o.max_new_tokens = 32;
-        o.eos_id = m.config.eos_id;
-        int n_got = 0;
-        int rc = generate(&d, prompt, np, &o, got, &n_got, &err);
-        llama_state_free(&s);
-        CHECK(rc == 0, "%s", err.msg);
-        CHECK(n_got == nw, "case %d: %d new ids, HF made %d", n_cases, n_got, nw);
-        for (int i = 0; i < nw; i++) CHECK(got[i] == want[i], "case %d: id %d is %d, HF %d", n_cases, i, got[i], want[i]);
-        n_cases++;
-    }
-    CHECK(n_cases == 2, "expected 2 generation cases, found %d", n_cases);
+    char msg[300];
+    int n_cases = test_llama_greedy_cases(&m, cJSON_GetObjectItem(root, "generations"), n_threads, msg, sizeof msg);
     cJSON_Delete(root);
     llama_free(&m);
+    CHECK(n_cases >= 0, "%s", msg);
+    CHECK(n_cases == 2, "expected 2 generation cases, found %d", n_cases);
 }
 
 static void t_llama_tiny_greedy(void) { check_greedy("llama-tiny", 1); }

@@ -463,38 +463,14 @@ static void check_greedy(int n_threads, int merged) {
     CHECK(llama_load(&m, base, &err) == 0, "%s", err.msg);
     int ok = llama_lora_load(&l, &m, lora, &err) == 0 &&
              (merged ? llama_lora_merge(&m, l, &mg, &err) : llama_attach_lora(&m, l, &err)) == 0;
-    int n_cases = 0, bad = !ok;
     char msg[300] = "";
-    const cJSON *g;
-    cJSON_ArrayForEach(g, cJSON_GetObjectItem(root, "generations")) {
-        if (bad) break;
-        int prompt[512], want[256], got[256], n_got = 0;
-        int np = test_json_ints(cJSON_GetObjectItem(g, "input_ids"), prompt, 512);
-        int nw = test_json_ints(cJSON_GetObjectItem(g, "new_ids"), want, 256);
-        LlamaState s;
-        if (llama_state_new(&s, &m, 256, 32, test_pool(n_threads), &err)) {
-            bad = 1;
-            break;
-        }
-        LlamaDecoder ld;
-        Decoder d = llama_decoder(&ld, &m, &s, 1);
-        GenerateOptions o = generate_defaults();
-        o.sampling.greedy = 1;
-        o.max_new_tokens = 32;
-        o.eos_id = m.config.eos_id;
-        bad = generate(&d, prompt, np, &o, got, &n_got, &err) != 0;
-        llama_state_free(&s);
-        if (!bad && n_got != nw) snprintf(msg, sizeof msg, "case %d: %d new ids, HF made %d", n_cases, n_got, nw);
-        for (int i = 0; !bad && !msg[0] && i < nw; i++)
-            if (got[i] != want[i]) snprintf(msg, sizeof msg, "case %d: id %d is %d, HF %d", n_cases, i, got[i], want[i]);
-        if (msg[0]) bad = 1;
-        n_cases++;
-    }
+    int n_cases = ok ? test_llama_greedy_cases(&m, cJSON_GetObjectItem(root, "generations"), n_threads, msg, sizeof msg)
+                     : -1;
     cJSON_Delete(root);
     llama_lora_unmerge(&m, mg);
     llama_free(&m);
     llama_lora_free(l);
-    CHECK(!bad, "%s", msg[0] ? msg : err.msg);
+    CHECK(n_cases >= 0, "%s", ok ? msg : err.msg);
     CHECK(n_cases == 2, "expected 2 generation cases, found %d", n_cases);
 }
 
