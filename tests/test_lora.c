@@ -969,29 +969,22 @@ static void t_lora_cli_usage(void) {
           "merge --help: %s", out);
     CHECK(test_vmed("generate --help", out, sizeof out, errout, sizeof errout) == 0 && strstr(out, "--lora DIR"),
           "generate --help lacks --lora");
-    CHECK(test_vmed("merge --lora a --out b", out, sizeof out, errout, sizeof errout) == 2, "missing --base: exit code");
-    CHECK(strcmp(errout, "vmed merge: --base DIR is required (see 'vmed merge --help')\n") == 0, "%s", errout);
-    CHECK(test_vmed("merge --base a --out b", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: --lora DIR is required (see 'vmed merge --help')\n") == 0,
-          "missing --lora: %s", errout);
-    CHECK(test_vmed("merge --base a --lora b", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: --out DIR is required (see 'vmed merge --help')\n") == 0,
-          "missing --out: %s", errout);
-    CHECK(test_vmed("merge --base a --lora b --out c --frob", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: unknown option '--frob' (see 'vmed merge --help')\n") == 0,
-          "unknown option: %s", errout);
-    CHECK(test_vmed("merge --base a --lora b --out c extra", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: unexpected argument 'extra' (see 'vmed merge --help')\n") == 0,
-          "stray argument: %s", errout);
-    CHECK(test_vmed("merge --base a --lora", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: option '--lora' needs a value (see 'vmed merge --help')\n") == 0,
-          "missing value: %s", errout);
-    CHECK(test_vmed("generate --model x --lora", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed generate: option '--lora' needs a value (see 'vmed generate --help')\n") == 0,
-          "generate --lora without value: %s", errout);
-    CHECK(test_vmed("merge --base a --lora b --out c --type f16", out, sizeof out, errout, sizeof errout) == 2 &&
-              strcmp(errout, "vmed merge: --type applies to a GGUF --out only (see 'vmed merge --help')\n") == 0,
-          "--type without gguf: %s", errout);
+    /* each bad command line: exit code 2 and exactly this on stderr */
+    static const char *const usage[][2] = {
+        {"merge --lora a --out b", "vmed merge: --base DIR is required (see 'vmed merge --help')\n"},
+        {"merge --base a --out b", "vmed merge: --lora DIR is required (see 'vmed merge --help')\n"},
+        {"merge --base a --lora b", "vmed merge: --out DIR is required (see 'vmed merge --help')\n"},
+        {"merge --base a --lora b --out c --frob", "vmed merge: unknown option '--frob' (see 'vmed merge --help')\n"},
+        {"merge --base a --lora b --out c extra", "vmed merge: unexpected argument 'extra' (see 'vmed merge --help')\n"},
+        {"merge --base a --lora", "vmed merge: option '--lora' needs a value (see 'vmed merge --help')\n"},
+        {"generate --model x --lora", "vmed generate: option '--lora' needs a value (see 'vmed generate --help')\n"},
+        {"merge --base a --lora b --out c --type f16",
+         "vmed merge: --type applies to a GGUF --out only (see 'vmed merge --help')\n"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        int rc = test_vmed(usage[i][0], out, sizeof out, errout, sizeof errout);
+        CHECK(rc == 2 && strcmp(errout, usage[i][1]) == 0, "vmed %s: exit %d, %s", usage[i][0], rc, errout);
+    }
     CHECK(test_vmed("merge --base a --lora b --out c.gguf --type q3", out, sizeof out, errout, sizeof errout) == 2 &&
               strstr(errout, "--type must be f32, f16, bf16, q8_0, q4_0 or q4_k_m, got 'q3'"),
           "bad --type: %s", errout);
