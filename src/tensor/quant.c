@@ -557,6 +557,7 @@ static void quantize_act32(const float *x, QuantAct32 *a, int64_t k) {
         }
         a[i].d = d;
         a[i].sum = sum;
+        a[i].ds = d * (float)sum;
     }
 }
 

@@ -78,10 +78,13 @@ typedef struct {
  * of qs for the offsets of Q4_0/Q5_0 (q - 8, q - 16) and the minimums of
  * Q4_1/Q5_1: sum is all 32, lane_sums[l] those of qs[4l .. 4l+4), which
  * line up with the 8 lanes of an AVX2 block product, so the offset is
- * taken off in the integer lanes without a scalar step per block. */
+ * taken off in the integer lanes without a scalar step per block; ds is
+ * d * sum in float, for kernels that take the offset off once per row
+ * instead (ggml's block_q8_1 keeps the same product). */
 typedef struct {
     float d;
     int32_t sum;
+    float ds;
     int32_t lane_sums[8];
     int8_t qs[QK];
 } QuantAct32;
