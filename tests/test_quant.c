@@ -371,9 +371,11 @@ static void t_quant_avx2_dot_matches_scalar(void) {
     printf("      worst |avx2 - scalar| / sum|w||a| = %.2g\n", worst);
 }
 
-/* quant_matvec_avx2 takes Q4_0/Q8_0 rows four at a time: every row count
- * 1..11 (whole groups, tails of 1..3), rows of one to several blocks and a
- * row stride wider than the row, each row against the scalar dot. */
+/* quant_matvec_avx2 takes Q4_0/Q8_0 rows four at a time from the four
+ * quarters of the range and Q4_K rows two at a time from its halves: every
+ * row count 1..11 (quarters and halves of 0..5 rows, leftovers of 0..3),
+ * rows of one to several blocks and a row stride wider than the row, each
+ * row against the scalar dot and no row past the range written. */
 static void t_quant_avx2_matvec_rows_match_scalar(void) {
     if (kernel_best() == KERNEL_SCALAR) {
         test_skip("this CPU has no AVX2");

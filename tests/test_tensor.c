@@ -89,10 +89,12 @@ static void t_matmul_levels_agree(void) {
             }
 }
 
-/* The decode kernel works on groups of four rows with a 16-, 8- and
- * 1-element tail in k and one-row tails in j: k = 77 = 4*16 + 8 + 5 and
- * rows 1..13 (a group-unaligned start, 2 groups and 3 leftover rows) reach
- * every one of them, for each weight dtype. */
+/* The decode kernel takes rows r, r + q, r + 2q, r + 3q together (the
+ * quarters of the range), with 8-element steps and a 1-element tail in k
+ * and one-row leftovers in j: k = 77 = 9*8 + 5, rows 0..12 (quarters of 3
+ * rows and one leftover) and rows 1..12 (quarters of 3, none left, and
+ * row 0 must stay unwritten) reach every one of them, for each weight
+ * dtype. */
 static void t_matvec_rows_levels_agree(void) {
     if (kernel_best() == KERNEL_SCALAR) {
         test_skip("this CPU has no AVX2: only the scalar path exists");
@@ -117,6 +119,7 @@ static void t_matvec_rows_levels_agree(void) {
             matvec_rows(KERNEL_AVX2, b, x, wp, dts[d], j0, m, k);
             float diff = max_abs_diff(a + j0, b + j0, (size_t)(m - j0));
             CHECK(diff < 1e-5f, "avx2 matvec %s from row %ld differs by %g", dtype_name(dts[d]), j0, diff);
+            if (j0 == 1) CHECK(isnan(b[0]), "avx2 matvec %s from row 1 wrote row 0", dtype_name(dts[d]));
         }
     }
 }
