@@ -403,6 +403,22 @@ static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
 /* Q6_K: 16 sub-blocks of 16, each 32-value group spans two, so its 16-bit
  * products are weighted by a vector holding one scale in the low 8 lanes
  * and the next in the high 8. */
+/* The four 32-value code vectors of one Q6_K half (values 128h + 32g ..). */
+static inline void codes_q6_K_half(const BlockQ6_K *b, int h, __m256i q[4]) {
+    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4));
+}
+
 /* One Q6_K block against the activation's: 8 lanes of the scaled integer
  * sums, the -32 offset taken off as sum over sub-blocks of sc * 32 * bsum.
  * A sub-block's scale reaches its 16-bit lanes by a byte shuffle of the
@@ -410,26 +426,15 @@ static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
  * values, not three; no faster on Zen 3, where the block costs ~50 cycles
  * either way). */
 static inline __m256i q6_K_isum(const BlockQ6_K *w, const QuantAct256 *a) {
-    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales));
     const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)a->bsums));
     const __m256i sc_half[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00), _mm256_permute2x128_si256(sc16, sc16, 0x11)};
     __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
     for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = w->ql + 64 * h, *qh = w->qh + 32 * h;
         const int8_t *q8 = a->qs + 128 * h;
         const __m256i sch = sc_half[h];
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
         __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4));
-        q[1] = _mm256_or_si256(_mm256_and_si256(l1, low),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4));
-        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4));
+        codes_q6_K_half(w, h, q);
         for (int g = 0; g < 4; g++) {
             /* sub-block 8h + 2g in the low lanes, 8h + 2g + 1 in the high */
             const __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 + 0x0404 * g)),
@@ -622,22 +627,6 @@ static inline void store_affine32(float *y, __m256i q, float d1, float m1) {
         __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
         _mm256_storeu_ps(y + 8 * c, _mm256_sub_ps(_mm256_mul_ps(vd, f), vm));
     }
-}
-
-/* The four 32-value code vectors of one Q6_K half (values 128h + 32g ..). */
-static inline void codes_q6_K_half(const BlockQ6_K *b, int h, __m256i q[4]) {
-    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
-    const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-    __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hv, three), 4));
-    q[1] = _mm256_or_si256(_mm256_and_si256(l1, low),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), three), 4));
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), three), 4));
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), three), 4));
 }
 
 void dequantize_row_avx2(DType t, const void *src, float *y, int64_t n) {
