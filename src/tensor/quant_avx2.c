@@ -269,6 +269,13 @@ static inline __m128i k_bsums8(const QuantAct256 *a) {
     return _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
 }
 
+/* A K-type row: its scaled sums less the mins' correction. */
+static inline float k_row_result(__m256 acc, __m128 acc_m) {
+    __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return hsum_ps(acc) - _mm_cvtss_f32(m);
+}
+
 /* One 64-value chunk of a Q4_K block (32 bytes: sub-block 2c in the low
  * nibbles, 2c+1 in the high ones) against the activation's al, ah: 8 lanes
  * of sc_2c * dot + sc_2c+1 * dot. A scale (16 bits) reaches every 16-bit
@@ -309,9 +316,7 @@ static float dot_q4_K(const BlockQ4_K *w, const QuantAct256 *a, int64_t nb) {
         __m256i isum = q4_K_isum(&w[i], &a[i], _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc_m)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * da), acc);
     }
-    __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return hsum_ps(acc) - _mm_cvtss_f32(m);
+    return k_row_result(acc, acc_m);
 }
 
 /* Two Q4_K rows per pass: the activation's blocks and sums are
@@ -366,38 +371,62 @@ static void matvec_q4_K(float *y, const uint8_t *w, size_t row_bytes, long rows,
 /* Q5_K: Q4_K's scales, mins and nibbles, plus a fifth bit per value in qh
  * (bit 2c of qh[j] for value j of chunk c's low half, bit 2c+1 for its high
  * half), moved to bit 4 of each code before the products. */
-static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
+/* One Q5_K block into a row's accumulators: the scaled sums into acc, the
+ * mins' correction into acc_m (taken off at the end). */
+static inline void q5_K_accumulate(const BlockQ5_K *w, const QuantAct256 *a, __m256 *acc, __m128 *acc_m) {
     const __m256i low = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+    const __m256i sc_m = k4_scales_mins(w->scales);
+    const float da = a->d;
+    __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sc_m, 1), k_bsums8(a));
+    *acc_m = _mm_fmadd_ps(_mm_set1_ps(h2f(w->dmin) * da), _mm_cvtepi32_ps(mins), *acc_m);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc_m));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)w->qh);
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i shl = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c)));
+        const __m256i shh = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1)));
+        __m256i v = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * c));
+        /* bit 2c of each qh byte to bit 4, then bit 2c+1 */
+        __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4);
+        __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4);
+        hb = _mm256_srli_epi16(hb, 2);
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low), h0);
+        __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), h1);
+        __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
+        __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, shl)),
+                                                       _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, shh))));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w->d) * da), *acc);
+}
+
+static float dot_q5_K(const BlockQ5_K *w, const QuantAct256 *a, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) q5_K_accumulate(&w[i], &a[i], &acc, &acc_m);
+    return k_row_result(acc, acc_m);
+}
+
+/* Two Q5_K rows, stride bytes apart, into y[0] and y[ys]: two streams,
+ * each prefetched MV_PREFETCH bytes ahead. */
+static void rows2_q5_K(float *y, long ys, const uint8_t *w, size_t stride, const QuantAct256 *a, int64_t nb) {
+    const BlockQ5_K *w0 = (const BlockQ5_K *)w, *w1 = (const BlockQ5_K *)(w + stride);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 m0 = _mm_setzero_ps(), m1 = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const __m256i sc_m = k4_scales_mins(w[i].scales);
-        const float da = a[i].d;
-        __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sc_m, 1), k_bsums8(&a[i]));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(h2f(w[i].dmin) * da), _mm_cvtepi32_ps(mins), acc_m);
-        const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc_m));
-        __m256i hb = _mm256_loadu_si256((const __m256i *)w[i].qh);
-        __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            const __m256i shl = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c)));
-            const __m256i shh = _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1)));
-            __m256i v = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
-            /* bit 2c of each qh byte to bit 4, then bit 2c+1 */
-            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4);
-            __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4);
-            hb = _mm256_srli_epi16(hb, 2);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), h1);
-            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c)));
-            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32)));
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, shl)),
-                                                           _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, shh))));
-        }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w[i].d) * da), acc);
+        const char *p0 = (const char *)&w0[i] + MV_PREFETCH, *p1 = (const char *)&w1[i] + MV_PREFETCH;
+        for (int l = 0; l < 3; l++) _mm_prefetch(p0 + 64 * l, _MM_HINT_T0), _mm_prefetch(p1 + 64 * l, _MM_HINT_T0);
+        q5_K_accumulate(&w0[i], &a[i], &acc0, &m0);
+        q5_K_accumulate(&w1[i], &a[i], &acc1, &m1);
     }
-    __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return hsum_ps(acc) - _mm_cvtss_f32(m);
+    y[0] = k_row_result(acc0, m0), y[ys] = k_row_result(acc1, m1);
+}
+
+/* Rows j and j + h in one pass (see MV_PREFETCH). */
+static void matvec_q5_K(float *y, const uint8_t *w, size_t row_bytes, long rows, const QuantAct256 *a, int64_t nb) {
+    long h = rows / 2;
+    for (long j = 0; j < h; j++) rows2_q5_K(y + j, h, w + (size_t)j * row_bytes, (size_t)h * row_bytes, a, nb);
+    if (rows % 2) y[rows - 1] = dot_q5_K((const BlockQ5_K *)(w + (size_t)(rows - 1) * row_bytes), a, nb);
 }
 
 /* Q6_K: 16 sub-blocks of 16, each 32-value group spans two, so its 16-bit
@@ -482,6 +511,7 @@ void quant_matvec_avx2(DType t, float *y, const void *w, size_t row_bytes, long 
     case DT_Q4_0: matvec_q4_0(y, w, row_bytes, rows, act, k / QK); return;
     case DT_Q8_0: matvec_q8_0(y, w, row_bytes, rows, act, k / QK); return;
     case DT_Q4_K: matvec_q4_K(y, w, row_bytes, rows, act, k / QK_K); return;
+    case DT_Q5_K: matvec_q5_K(y, w, row_bytes, rows, act, k / QK_K); return;
     case DT_Q6_K: matvec_q6_K(y, w, row_bytes, rows, act, k / QK_K); return;
     default:
         for (long j = 0; j < rows; j++, row += row_bytes) y[j] = quant_dot_avx2(t, row, act, k);
