@@ -368,11 +368,11 @@ static void matvec_q4_K(float *y, const uint8_t *w, size_t row_bytes, long rows,
     if (rows % 2) y[rows - 1] = dot_q4_K((const BlockQ4_K *)(w + (size_t)(rows - 1) * row_bytes), a, nb);
 }
 
-/* Q5_K: Q4_K's scales, mins and nibbles, plus a fifth bit per value in qh
- * (bit 2c of qh[j] for value j of chunk c's low half, bit 2c+1 for its high
- * half), moved to bit 4 of each code before the products. */
 /* One Q5_K block into a row's accumulators: the scaled sums into acc, the
- * mins' correction into acc_m (taken off at the end). */
+ * mins' correction into acc_m (taken off at the end). Q5_K is Q4_K's
+ * scales, mins and nibbles plus a fifth bit per value in qh (bit 2c of
+ * qh[j] for value j of chunk c's low half, bit 2c+1 for its high half),
+ * moved to bit 4 of each code before the products. */
 static inline void q5_K_accumulate(const BlockQ5_K *w, const QuantAct256 *a, __m256 *acc, __m128 *acc_m) {
     const __m256i low = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     const __m256i sc_m = k4_scales_mins(w->scales);
@@ -429,9 +429,6 @@ static void matvec_q5_K(float *y, const uint8_t *w, size_t row_bytes, long rows,
     if (rows % 2) y[rows - 1] = dot_q5_K((const BlockQ5_K *)(w + (size_t)(rows - 1) * row_bytes), a, nb);
 }
 
-/* Q6_K: 16 sub-blocks of 16, each 32-value group spans two, so its 16-bit
- * products are weighted by a vector holding one scale in the low 8 lanes
- * and the next in the high 8. */
 /* The four 32-value code vectors of one Q6_K half (values 128h + 32g ..). */
 static inline void codes_q6_K_half(const BlockQ6_K *b, int h, __m256i q[4]) {
     const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
@@ -450,10 +447,12 @@ static inline void codes_q6_K_half(const BlockQ6_K *b, int h, __m256i q[4]) {
 
 /* One Q6_K block against the activation's: 8 lanes of the scaled integer
  * sums, the -32 offset taken off as sum over sub-blocks of sc * 32 * bsum.
- * A sub-block's scale reaches its 16-bit lanes by a byte shuffle of the
- * half's eight scales, held in both 128-bit lanes (one operation per 32
- * values, not three; no faster on Zen 3, where the block costs ~50 cycles
- * either way). */
+ * Q6_K has 16 sub-blocks of 16, so each 32-value group spans two and its
+ * 16-bit products are weighted by a vector holding one scale in the low 8
+ * lanes and the next in the high 8: a byte shuffle of the half's eight
+ * scales, held in both 128-bit lanes (one operation per 32 values, not
+ * three; no faster on Zen 3, where the block costs ~50 cycles either
+ * way). */
 static inline __m256i q6_K_isum(const BlockQ6_K *w, const QuantAct256 *a) {
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales));
     const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)a->bsums));
