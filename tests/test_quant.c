@@ -372,7 +372,7 @@ static void t_quant_avx2_dot_matches_scalar(void) {
 }
 
 /* quant_matvec_avx2 takes Q4_0/Q8_0 rows four at a time from the four
- * quarters of the range and Q4_K/Q5_K/Q6_K rows two at a time from its halves: every
+ * quarters of the range and the other types two at a time from its halves: every
  * row count 1..11 (quarters and halves of 0..5 rows, leftovers of 0..3),
  * rows of one to several blocks and a row stride wider than the row, each
  * row against the scalar dot and no row past the range written. */

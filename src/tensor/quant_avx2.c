@@ -157,36 +157,63 @@ static void matvec_q4_0(float *y, const uint8_t *w, size_t row_bytes, long rows,
     for (long j = q * MV_ROWS; j < rows; j++) y[j] = dot_q4_0((const BlockQ4_0 *)(w + (size_t)j * row_bytes), a, nb);
 }
 
-static float dot_q4_1(const BlockQ4_1 *w, const QuantAct32 *a, int64_t nb) {
+/* Q4_1, Q5_0 and Q5_1, one block into a row's accumulators: the scaled
+ * integer sum into acc, what is added in float (the minimum times the
+ * activation's sum, for Q4_1 and Q5_1) into corr. */
+static inline void q4_1_accumulate(const void *block, const QuantAct32 *a, __m256 *acc, float *corr) {
+    const BlockQ4_1 *w = block;
+    __m256i s = dot_u8_i8(nibbles32(w->qs), a->qs);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(h2f(w->d) * a->d), *acc);
+    *corr += h2f(w->m) * a->d * (float)a->sum;
+}
+
+static inline void q5_0_accumulate(const void *block, const QuantAct32 *a, __m256 *acc, float *corr) {
+    const BlockQ5_0 *w = block;
+    __m256i q = _mm256_or_si256(nibbles32(w->qs), fifth_bits(w->qh));
+    __m256i s = dot_u8_i8_off(q, a, 4);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(h2f(w->d) * a->d), *acc);
+    (void)corr;
+}
+
+static inline void q5_1_accumulate(const void *block, const QuantAct32 *a, __m256 *acc, float *corr) {
+    const BlockQ5_1 *w = block;
+    __m256i q = _mm256_or_si256(nibbles32(w->qs), fifth_bits(w->qh));
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(q, a->qs)), _mm256_set1_ps(h2f(w->d) * a->d), *acc);
+    *corr += h2f(w->m) * a->d * (float)a->sum;
+}
+
+typedef void (*BlockAccFn)(const void *block, const QuantAct32 *a, __m256 *acc, float *corr);
+
+/* One row of a 32-value type, block_bytes per block. always_inline with a
+ * constant fn lets the compiler inline the block step (no call per
+ * block). */
+static inline __attribute__((always_inline)) float row_32(const uint8_t *w, size_t block_bytes, const QuantAct32 *a,
+                                                        int64_t nb, BlockAccFn fn) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i s = dot_u8_i8(nibbles32(w[i].qs), a[i].qs);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc);
-        corr += h2f(w[i].m) * a[i].d * (float)a[i].sum;
-    }
+    for (int64_t i = 0; i < nb; i++) fn(w + (size_t)i * block_bytes, &a[i], &acc, &corr);
     return hsum_ps(acc) + corr;
 }
 
-static float dot_q5_0(const BlockQ5_0 *w, const QuantAct32 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i q = _mm256_or_si256(nibbles32(w[i].qs), fifth_bits(w[i].qh));
-        __m256i s = dot_u8_i8_off(q, &a[i], 4);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc);
+/* Rows j and j + h of a 32-value type in one pass (see MV_PREFETCH). */
+static inline __attribute__((always_inline)) void matvec_32(float *y, const uint8_t *w, size_t row_bytes, long rows,
+                                                          const QuantAct32 *a, int64_t nb, size_t block_bytes,
+                                                          BlockAccFn fn) {
+    long h = rows / 2;
+    for (long j = 0; j < h; j++) {
+        const uint8_t *w0 = w + (size_t)j * row_bytes, *w1 = w0 + (size_t)h * row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        float corr0 = 0, corr1 = 0;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *b0 = w0 + (size_t)i * block_bytes, *b1 = w1 + (size_t)i * block_bytes;
+            _mm_prefetch((const char *)b0 + MV_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)b1 + MV_PREFETCH, _MM_HINT_T0);
+            fn(b0, &a[i], &acc0, &corr0);
+            fn(b1, &a[i], &acc1, &corr1);
+        }
+        y[j] = hsum_ps(acc0) + corr0, y[j + h] = hsum_ps(acc1) + corr1;
     }
-    return hsum_ps(acc);
-}
-
-static float dot_q5_1(const BlockQ5_1 *w, const QuantAct32 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i q = _mm256_or_si256(nibbles32(w[i].qs), fifth_bits(w[i].qh));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_i8(q, a[i].qs)), _mm256_set1_ps(h2f(w[i].d) * a[i].d), acc);
-        corr += h2f(w[i].m) * a[i].d * (float)a[i].sum;
-    }
-    return hsum_ps(acc) + corr;
+    if (rows % 2) y[rows - 1] = row_32(w + (size_t)(rows - 1) * row_bytes, block_bytes, a, nb, fn);
 }
 
 /* Signed weights: |w| times a with w's sign moved onto a. A code of -128
@@ -509,6 +536,9 @@ void quant_matvec_avx2(DType t, float *y, const void *w, size_t row_bytes, long 
     switch (t) {
     case DT_Q4_0: matvec_q4_0(y, w, row_bytes, rows, act, k / QK); return;
     case DT_Q8_0: matvec_q8_0(y, w, row_bytes, rows, act, k / QK); return;
+    case DT_Q4_1: matvec_32(y, w, row_bytes, rows, act, k / QK, sizeof(BlockQ4_1), q4_1_accumulate); return;
+    case DT_Q5_0: matvec_32(y, w, row_bytes, rows, act, k / QK, sizeof(BlockQ5_0), q5_0_accumulate); return;
+    case DT_Q5_1: matvec_32(y, w, row_bytes, rows, act, k / QK, sizeof(BlockQ5_1), q5_1_accumulate); return;
     case DT_Q4_K: matvec_q4_K(y, w, row_bytes, rows, act, k / QK_K); return;
     case DT_Q5_K: matvec_q5_K(y, w, row_bytes, rows, act, k / QK_K); return;
     case DT_Q6_K: matvec_q6_K(y, w, row_bytes, rows, act, k / QK_K); return;
@@ -521,9 +551,9 @@ void quant_matvec_avx2(DType t, float *y, const void *w, size_t row_bytes, long 
 float quant_dot_avx2(DType t, const void *w, const void *act, int64_t k) {
     switch (t) {
     case DT_Q4_0: return dot_q4_0(w, act, k / QK);
-    case DT_Q4_1: return dot_q4_1(w, act, k / QK);
-    case DT_Q5_0: return dot_q5_0(w, act, k / QK);
-    case DT_Q5_1: return dot_q5_1(w, act, k / QK);
+    case DT_Q4_1: return row_32(w, sizeof(BlockQ4_1), act, k / QK, q4_1_accumulate);
+    case DT_Q5_0: return row_32(w, sizeof(BlockQ5_0), act, k / QK, q5_0_accumulate);
+    case DT_Q5_1: return row_32(w, sizeof(BlockQ5_1), act, k / QK, q5_1_accumulate);
     case DT_Q8_0: return dot_q8_0(w, act, k / QK);
     case DT_Q4_K: return dot_q4_K(w, act, k / QK_K);
     case DT_Q5_K: return dot_q5_K(w, act, k / QK_K);
