@@ -184,11 +184,19 @@ static void t_cli_prompt_longer_than_context(void) {
           "message: %s", errout);
 }
 
+/* `vmed synth --preset tiny` into the test directory's NAME; 0 if it worked. */
+static int synth_tiny(const char *name, int seed, char *dir, size_t dir_size) {
+    char args[2048];
+    snprintf(dir, dir_size, "%s/%s", test_tmpdir(), name);
+    snprintf(args, sizeof args, "synth --out '%s' --preset tiny --seed %d", dir, seed);
+    int rc = test_vmed(args, out, sizeof out, errout, sizeof errout);
+    if (rc != 0) test_fail(__FILE__, __LINE__, "synth: %s", errout);
+    return rc;
+}
+
 static void t_cli_synth_then_ask(void) {
     char dir[600], args[2048];
-    snprintf(dir, sizeof dir, "%s/synth-tiny", test_tmpdir());
-    snprintf(args, sizeof args, "synth --out '%s' --preset tiny --seed 3", dir);
-    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "synth: %s", errout);
+    if (synth_tiny("synth-tiny", 3, dir, sizeof dir)) return;
     snprintf(args, sizeof args, "ask --llm '%s' --show-steps -n 8 --seed 1 'What is a pneumothorax?'", dir);
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "ask: %s", errout);
     CHECK(strstr(out, "### Instruction:\nWhat is a pneumothorax?\n\n### Response:\n"), "prompt not shown: %s", out);
@@ -208,9 +216,7 @@ static void t_cli_synth_then_ask(void) {
  * context checks name the options. */
 static void t_cli_bench_options(void) {
     char dir[600], args[2048];
-    snprintf(dir, sizeof dir, "%s/bench-tiny", test_tmpdir());
-    snprintf(args, sizeof args, "synth --out '%s' --preset tiny --seed 5", dir);
-    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "synth: %s", errout);
+    if (synth_tiny("bench-tiny", 5, dir, sizeof dir)) return;
     snprintf(args, sizeof args, "bench --model '%s' -t 2 -p 8 -n 4 -r 2 -b 3 -c 64 --json", dir);
     CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 0, "bench: %s", errout);
     /* tiny: dim 64, 4 heads, ffn 176, 2 layers, vocab 1640. Per prompt token:
@@ -220,18 +226,17 @@ static void t_cli_bench_options(void) {
     CHECK(strstr(out, "\"threads\": 2,") && strstr(out, "\"pp\": 8,") && strstr(out, "\"tg\": 4,") &&
               strstr(out, "\"batch\": 3, \"ctx\": 64, \"pp_flops_per_token\": 229248, \"kv_cache_bytes\": 65536}"),
           "json: %s", out);
-    snprintf(args, sizeof args, "bench --model '%s' -p 100 -n 10 -c 50", dir);
-    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
-              strstr(errout, "vmed bench: -c 50 is out of range 111..512 (-p + -n + 1 .. the model's context)"),
-          "short context: %s", errout);
-    snprintf(args, sizeof args, "bench --model '%s' --quantize q8_0", dir);
-    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
-              strstr(errout, "vmed bench: --quantize is for GIT models (--image with a GIT folder)"),
-          "quantize a LLaMA: %s", errout);
-    snprintf(args, sizeof args, "bench --model '%s' -p 600 -n 10", dir);
-    CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 &&
-              strstr(errout, "vmed bench: -p 600 plus -n 10 exceed the model's context of 512"),
-          "long run: %s", errout);
+    /* usage errors (exit 2): the options after --model and the exact message */
+    static const char *const usage[][2] = {
+        {"-p 100 -n 10 -c 50", "vmed bench: -c 50 is out of range 111..512 (-p + -n + 1 .. the model's context)"},
+        {"--quantize q8_0", "vmed bench: --quantize is for GIT models (--image with a GIT folder)"},
+        {"-p 600 -n 10", "vmed bench: -p 600 plus -n 10 exceed the model's context of 512"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        snprintf(args, sizeof args, "bench --model '%s' %s", dir, usage[i][0]);
+        CHECK(test_vmed(args, out, sizeof out, errout, sizeof errout) == 2 && strstr(errout, usage[i][1]),
+              "bench %s: %s", usage[i][0], errout);
+    }
 }
 
 /* caption on the fixture's real images: the text HF printed for
