@@ -10,6 +10,7 @@
 #include "models/llama_lora.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
+#include "tensor/rows.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 
@@ -181,21 +182,15 @@ static void rope(const Llama *m, float *x, int n_heads, int d, const float *cos,
     }
 }
 
-/* The row-wise steps of a chunk, each over a range of its tokens, so that
- * pool_for can share them out like the matrix products around them. */
+/* The row-wise steps of a chunk that tensor/rows.h has no kernel for, each
+ * over a range of its tokens, so that pool_for can share them out like the
+ * matrix products around them. */
 typedef struct {
     const Llama *m;
     LlamaState *s;
     const LlamaLayer *L;
     int layer, pos;
 } ChunkRows;
-
-static void chunk_attn_norm(void *ctx, long lo, long hi) {
-    const ChunkRows *R = ctx;
-    int dim = R->m->config.dim;
-    for (long t = lo; t < hi; t++)
-        rmsnorm(R->s->xb + t * dim, R->s->x + t * dim, R->L->attn_norm, dim, R->m->config.norm_eps);
-}
 
 /* Rotates q and k and appends k and v to the layer's caches. */
 static void chunk_rope(void *ctx, long lo, long hi) {
@@ -234,12 +229,6 @@ static void chunk_swiglu(void *ctx, long lo, long hi) {
     else swiglu(R->s->hb + lo * h, R->s->hb2 + lo * h, (hi - lo) * h);
 }
 
-static void chunk_residual(void *ctx, long lo, long hi) {
-    const ChunkRows *R = ctx;
-    int dim = R->m->config.dim;
-    for (long i = lo * dim; i < hi * dim; i++) R->s->x[i] += R->s->xb[i];
-}
-
 /* One chunk of at most max_batch tokens. */
 static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int n, int pos, float *all_logits) {
     const LlamaConfig *c = &m->config;
@@ -254,7 +243,7 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
     for (int l = 0; l < c->n_layers; l++) {
         const LlamaLayer *L = &w->layers[l];
         ChunkRows R = {m, s, L, l, pos};
-        pool_for(s->pool, n, chunk_attn_norm, &R);
+        rows_rmsnorm(s->pool, s->xb, s->x, L->attn_norm, n, dim, c->norm_eps);
         linear(m, s, l, LORA_Q, s->q, s->xb, n, &L->wq);
         linear(m, s, l, LORA_K, s->k, s->xb, n, &L->wk);
         linear(m, s, l, LORA_V, s->v, s->xb, n, &L->wv);
@@ -274,7 +263,7 @@ static void forward_chunk(const Llama *m, LlamaState *s, const int *tokens, int 
         linear(m, s, l, LORA_UP, s->hb2, s->xb, n, &L->w_up);
         pool_for(s->pool, n, chunk_swiglu, &R);
         linear(m, s, l, LORA_DOWN, s->xb, s->hb, n, &L->w_down);
-        pool_for(s->pool, n, chunk_residual, &R);
+        rows_add(s->pool, s->x, s->xb, n, dim);
     }
 
     /* Only the rows whose logits are wanted go through the final norm and
