@@ -3,7 +3,7 @@
  *   once per token): a buffer far larger than the caches, read with 1..N
  *   threads, each reading 1, 2, 3, 4, 6 or 8 sequential streams side by
  *   side, best of several passes and stream counts. One core reads several
- *   streams faster than one (on the development machine 23-29 against
+ *   streams faster than one (on the development machine 23-30 against
  *   17-21 GB/s), and vmed's decode kernels read four, so a one-stream
  *   probe would put the ceiling below what decoding reaches;
  * - peak f32 FLOP/s, the ceiling for prefill: independent AVX2 FMA chains
